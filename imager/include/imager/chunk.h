@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/*
+ * Chunks: fixed-size aligned regions of a disk's byte address space, named
+ * by the SHA-256 of their uncompressed bytes and stored as zstd frames inside
+ * a small self-describing chunk file (docs/FORMAT.md, "Chunk files").
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CHUNK_SIZE_BYTES (UINT32_C(4) << 20) /* docs/FORMAT.md explains the choice */
+#define CHUNK_ID_BYTES 32
+
+struct chunk_id {
+	uint8_t bytes[CHUNK_ID_BYTES];
+};
+
+void chunk_id_compute(const void *data, size_t size, struct chunk_id *ret);
+bool chunk_id_equal(const struct chunk_id *a, const struct chunk_id *b);
+/* 64 lower-case hex digits + NUL */
+#define CHUNK_ID_STRING_MAX (2 * CHUNK_ID_BYTES + 1)
+char *chunk_id_to_string(const struct chunk_id *id, char buf[static CHUNK_ID_STRING_MAX]);
+int chunk_id_from_string(const char *s, struct chunk_id *ret);
+/* True if all @size bytes are zero (fast, word-wise). */
+bool memeqzero(const void *data, size_t size);
+
+/*
+ * Encodes @size bytes into a chunk file image (header + zstd frame) in a
+ * newly allocated buffer. @level is the zstd level (3 by default).
+ */
+int chunk_encode(const void *data, size_t size, int level, void **ret, size_t *ret_size);
+/*
+ * Decodes a chunk file image into @buf of @buf_size bytes (which must equal
+ * the recorded uncompressed size), and checks the SHA-256 against @expected.
+ * -EBADMSG on any inconsistency (bad magic, size, frame, or hash).
+ */
+int chunk_decode(const void *file, size_t file_size, const struct chunk_id *expected, void *buf,
+		 size_t buf_size);

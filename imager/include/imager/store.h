@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/*
+ * A store: a directory holding content-addressed chunks and image manifests
+ * (docs/FORMAT.md). casync's layout: chunks/<4 hex>/<64 hex>.chunk,
+ * images/<name>.manifest; everything is published atomically (O_EXCL temp
+ * file, fsync, rename without replace, fsync of the directory). All
+ * functions are safe to call from several threads at once.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "imager/chunk.h"
+
+struct store;
+struct manifest;
+
+/* Opens the store at @path; with @create, makes it (and its config) if missing. -ENOENT otherwise. */
+int store_open(const char *path, bool create, struct store **ret);
+struct store *store_free(struct store *s);
+const char *store_path(const struct store *s);
+
+/*
+ * Adds a chunk. Idempotent: an ID already present is a successful no-op.
+ * Returns 1 if the chunk was newly written (and *ret_stored_bytes the size on
+ * disk), 0 if it was present already, -errno.
+ */
+int store_put_chunk(struct store *s, const struct chunk_id *id, const void *data, size_t size,
+		    uint64_t *ret_stored_bytes);
+/* 1 present, 0 absent, -errno */
+int store_has_chunk(struct store *s, const struct chunk_id *id);
+/* Reads, decompresses and re-verifies a chunk into @buf (@size = its uncompressed size). */
+int store_get_chunk(struct store *s, const struct chunk_id *id, void *buf, size_t size);
+/* Size of the chunk file on disk, for accounting. */
+int store_chunk_stored_bytes(struct store *s, const struct chunk_id *id, uint64_t *ret);
+
+/* Publishes a manifest under its name; -EEXIST if an image of that name exists. */
+int store_put_manifest(struct store *s, const struct manifest *m);
+/* -ENOENT if no such image, -EBADMSG if the manifest is damaged. */
+int store_get_manifest(struct store *s, const char *name, struct manifest **ret);
+/* Image names, sorted, NULL-terminated. */
+int store_list_manifests(struct store *s, char ***ret);

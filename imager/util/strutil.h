@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Human size with binary units ("1.5 GiB"); @buf needs FORMAT_BYTES_MAX bytes. */
+#define FORMAT_BYTES_MAX 16
+char *format_bytes(char *buf, size_t buf_size, uint64_t bytes);
+
+/* Lower-case hex of @size bytes into @out (2 * size + 1 bytes). */
+void hex_encode(const void *data, size_t size, char *out);
+/* Parses exactly 2 * @size hex digits. Returns 0 or -EINVAL. */
+int hex_decode(const char *s, void *out, size_t size);
+
+/* Parses "123", "4K", "16M", "2G", "1T" (binary units) into bytes. */
+int parse_size(const char *s, uint64_t *ret);
+int safe_atou64(const char *s, uint64_t *ret);
+
+bool streq_ptr(const char *a, const char *b);
+bool startswith(const char *s, const char *prefix);
+/* Returns a copy without leading/trailing whitespace; NULL on OOM. */
+char *strdup_strip(const char *s);
+
+/* Formats an ISO 8601 UTC time "2026-11-27T19:33:37Z" into @buf (>= 21 bytes). */
+char *format_timestamp(char *buf, size_t buf_size, int64_t unix_seconds);
+/* Parses an ISO 8601 UTC time as printed above, or "@SECONDS". */
+int parse_timestamp(const char *s, int64_t *ret);
