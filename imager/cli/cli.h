@@ -36,3 +36,7 @@ int usage_error(const char *verb, const char *fmt, ...) __attribute__((format(pr
 extern bool arg_quiet;
 
 int verb_disks(int argc, char *argv[]);
+int verb_capture(int argc, char *argv[]);
+int verb_flash(int argc, char *argv[]);
+int verb_verify(int argc, char *argv[]);
+int verb_images(int argc, char *argv[]);

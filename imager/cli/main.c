@@ -16,6 +16,10 @@ bool arg_quiet;
 
 static const struct verb verbs[] = {
 	{ "disks", "List local disks, their partitions and how they boot", verb_disks },
+	{ "capture", "Capture disks into an image in a store", verb_capture },
+	{ "flash", "Write an image onto disks, then verify it", verb_flash },
+	{ "verify", "Compare disks with an image", verb_verify },
+	{ "images", "List and describe the images of a store", verb_images },
 	{}
 };
 
@@ -42,6 +46,10 @@ int exit_status_from_errno(int r)
 	case EPERM:
 	case EROFS:
 		return IMAGER_EXIT_ACCESS;
+	case ENODATA:
+		return IMAGER_EXIT_DATA;
+	case EUCLEAN:
+		return IMAGER_EXIT_REFUSED;
 	case EMEDIUMTYPE:
 	case ENOTBLK:
 		return IMAGER_EXIT_NOT_DISK;

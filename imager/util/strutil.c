@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "strutil.h"
@@ -169,4 +170,11 @@ int parse_timestamp(const char *s, int64_t *ret)
 		return -EINVAL;
 	*ret = (int64_t) timegm(&tm);
 	return 0;
+}
+
+bool streq_ci(const char *a, const char *b)
+{
+	if (!a || !b)
+		return a == b;
+	return strcasecmp(a, b) == 0;
 }

@@ -27,3 +27,6 @@ char *strdup_strip(const char *s);
 char *format_timestamp(char *buf, size_t buf_size, int64_t unix_seconds);
 /* Parses an ISO 8601 UTC time as printed above, or "@SECONDS". */
 int parse_timestamp(const char *s, int64_t *ret);
+
+/* Case-insensitive equality; two NULLs are equal. */
+bool streq_ci(const char *a, const char *b);

@@ -17,8 +17,8 @@ struct blkdev {
 	bool is_file;                   /* a disk-image file, not a block device */
 	dev_t devnum;                   /* 0 for image files */
 	uint64_t size_bytes;
-	uint32_t logical_sector_bytes;  /* BLKSSZGET; 512 for image files */
-	uint32_t physical_sector_bytes; /* BLKPBSZGET; 512 for image files */
+	uint32_t logical_sector_bytes;  /* BLKSSZGET; image files: 512, or 4096 if the GPT header is at 4096 */
+	uint32_t physical_sector_bytes; /* BLKPBSZGET; image files: as logical */
 	char *model, *vendor, *serial, *wwn; /* NULL when unknown */
 	char *transport;                /* "sata", "sas", "nvme", "usb", "virtio", "mmc", "loop", "scsi", "file", NULL */
 	char *backing_file;             /* loop devices: the file behind it */
@@ -28,12 +28,14 @@ struct blkdev {
 };
 
 /*
- * Looks at one disk given by path: a whole-disk block device (a partition
- * node gives -ENOTBLK... see below) or a disk-image file. Errors:
- * -ENOENT missing path; -EACCES cannot open; -EMEDIUMTYPE a regular file that
- * is not a disk image (no partition table or file system signature found, or
- * a size that is not a multiple of 512); -ENOTBLK a character device,
- * directory or other non-disk node.
+ * Looks at one disk given by path: a whole-disk block device or a disk-image
+ * file. The path must be readable by the caller (it is opened once to check).
+ * Errors: -ENOENT missing path; -EACCES cannot open; -EMEDIUMTYPE a regular
+ * file that is not a disk image (size 0 or not a multiple of 512, or neither a
+ * partition table / file-system signature (libblkid) nor a blank first and
+ * last sector); -ENOTBLK a partition node, character device, directory or
+ * other non-disk node; -ENODEV a block device of size 0 (unattached loop
+ * device, drive without medium).
  */
 int blkdev_new_from_path(const char *path, struct blkdev **ret);
 
@@ -66,6 +68,13 @@ int blkdev_in_use(const struct blkdev *d, char **ret_reason);
  */
 int blkdev_partition_usage(const struct blkdev *d, uint64_t start_bytes, char ***ret_mountpoints,
 			   bool *ret_swap, char **ret_holder);
+
+/*
+ * The kernel's partition node ("/dev/loop0p2") for the partition of @d that
+ * starts at @start_bytes. -ENOENT if the kernel has no partition there (image
+ * files, loop devices without partx -a).
+ */
+int blkdev_partition_node(const struct blkdev *d, uint64_t start_bytes, char **ret);
 
 /*
  * Opens @d: O_RDONLY or O_RDWR | O_EXCL for block devices (EBUSY when mounted

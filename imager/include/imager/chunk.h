@@ -26,16 +26,32 @@ char *chunk_id_to_string(const struct chunk_id *id, char buf[static CHUNK_ID_STR
 int chunk_id_from_string(const char *s, struct chunk_id *ret);
 /* True if all @size bytes are zero (fast, word-wise). */
 bool memeqzero(const void *data, size_t size);
+/*
+ * True if @id is the ID of @size zero bytes. Manifests list all-zero chunks
+ * like any other; the store never writes a file for one (docs/FORMAT.md).
+ */
+bool chunk_id_is_zero(const struct chunk_id *id, size_t size);
+
+/* Chunk files: a 64-byte header plus the payload (docs/FORMAT.md, "Chunk files"). */
+#define CHUNK_FILE_HEADER_BYTES 64
+/* No valid chunk file is larger: header + payload of at most CHUNK_SIZE_BYTES (stored raw) */
+#define CHUNK_FILE_BYTES_MAX (CHUNK_FILE_HEADER_BYTES + CHUNK_SIZE_BYTES)
+#define CHUNK_LEVEL_DEFAULT 3
 
 /*
- * Encodes @size bytes into a chunk file image (header + zstd frame) in a
- * newly allocated buffer. @level is the zstd level (3 by default).
+ * Encodes @size bytes (1..CHUNK_SIZE_BYTES) into a chunk file image (header +
+ * zstd frame, or the raw bytes if zstd does not make them smaller) in a newly
+ * allocated buffer. @level is the zstd level (CHUNK_LEVEL_DEFAULT; 0 means
+ * the default). Uses one zstd context per thread, so concurrent calls from
+ * several threads are cheap and safe.
  */
 int chunk_encode(const void *data, size_t size, int level, void **ret, size_t *ret_size);
 /*
  * Decodes a chunk file image into @buf of @buf_size bytes (which must equal
  * the recorded uncompressed size), and checks the SHA-256 against @expected.
- * -EBADMSG on any inconsistency (bad magic, size, frame, or hash).
+ * -EBADMSG on any inconsistency (bad magic, size, frame, or hash);
+ * -EPROTONOSUPPORT for a newer format version or a feature this reader lacks
+ * (e.g. an encrypted chunk). @buf's contents are undefined on failure.
  */
 int chunk_decode(const void *file, size_t file_size, const struct chunk_id *expected, void *buf,
 		 size_t buf_size);

@@ -24,6 +24,31 @@
 #define MANIFEST_BOOT_CODE_BYTES 440
 /* the post-MBR gap kept before the first partition (docs/FORMAT.md) */
 #define MANIFEST_BOOT_GAP_BYTES_MAX (UINT64_C(32) << 20)
+/* per disk; 16 Mi extents of >= 2 encoded bytes stay below MANIFEST_BYTES_MAX */
+#define MANIFEST_EXTENTS_MAX (UINT64_C(1) << 24)
+/* per disk; 8 Mi chunks (32 TiB of data) of >= 33 encoded bytes each */
+#define MANIFEST_CHUNKS_MAX (UINT64_C(1) << 23)
+#define MANIFEST_SECTIONS_MAX 4096
+#define MANIFEST_SECTOR_BYTES_MAX 65536
+#define MANIFEST_GPT_ENTRIES_MAX 65536
+
+/*
+ * Section types (docs/FORMAT.md, "Sections"). A v1 reader knows IMAGE and
+ * DISK; it skips any other section unless the section is flagged REQUIRED,
+ * in which case it refuses the manifest with -EPROTONOSUPPORT. The rest are
+ * reserved so that later versions add them without breaking v1 readers.
+ */
+enum manifest_section_type {
+	MANIFEST_SECTION_IMAGE = 1,       /* name, times, tool, host; exactly one, first */
+	MANIFEST_SECTION_DISK = 2,        /* one per disk, in disk order */
+	MANIFEST_SECTION_FAMILY = 16,     /* reserved: image family and its ordering */
+	MANIFEST_SECTION_DEPRECATION = 17,/* reserved: ACTIVE/DEPRECATED/OBSOLETE/DELETED */
+	MANIFEST_SECTION_SOURCE = 18,     /* reserved: snapshot/source image information */
+	MANIFEST_SECTION_SIGNATURE = 19,  /* reserved: Ed25519 signatures over the digests */
+	MANIFEST_SECTION_ENCRYPTION = 20, /* reserved: AEAD and keyed-chunk-ID parameters (REQUIRED) */
+	MANIFEST_SECTION_REMOTE = 21,     /* reserved: remote store hints */
+};
+#define MANIFEST_SECTION_FLAG_REQUIRED UINT32_C(1)
 
 enum capture_method {
 	CAPTURE_NONE,         /* nothing stored (partition left empty) */
@@ -76,7 +101,11 @@ struct manifest_disk {
 	/* data extents: sorted, non-overlapping, merged; flash writes exactly these bytes */
 	struct manifest_extent *extents;
 	size_t n_extents;
-	/* non-empty chunks, sorted by offset; a chunk holds the extents inside it */
+	/*
+	 * Exactly the chunks that some extent touches, sorted by offset; a chunk
+	 * holds the extents inside it. All-zero chunks are listed like any other
+	 * (chunk_id_is_zero()); the store keeps no file for them.
+	 */
 	struct manifest_chunk *chunks;
 	size_t n_chunks;
 	uint64_t used_bytes;     /* sum of extent sizes */
@@ -99,7 +128,20 @@ struct manifest {
 
 void manifest_compute_digest(const struct manifest *m, uint8_t ret[32]);
 
-/* Serialises @m (whose content_digest must be set). */
+/*
+ * Checks an in-memory manifest against every rule manifest_decode() enforces
+ * (bounds, sorted/merged extents inside the disk, the chunk list equal to the
+ * set of chunks the extents touch, implied chunk sizes, partitions inside the
+ * disk, valid name, content digest). Returns 0, or -EBADMSG with a debug
+ * log line that names the rule broken.
+ */
+int manifest_validate(const struct manifest *m);
+
+/*
+ * Serialises @m (whose content_digest must be set: manifest_compute_digest()).
+ * Refuses (-EINVAL) a manifest that manifest_validate() rejects, so nothing
+ * written can fail to read back.
+ */
 int manifest_encode(const struct manifest *m, void **ret, size_t *ret_size);
 /*
  * Parses and validates: magic, version (a larger major is -EPROTONOSUPPORT),

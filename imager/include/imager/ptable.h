@@ -71,6 +71,23 @@ int ptable_read(int fd, uint32_t sector_bytes, struct ptable **ret);
 int ptable_render(const struct ptable *pt, uint64_t disk_size_bytes, uint32_t sector_bytes,
 		  int *ret_fd);
 
+/* A byte range of the disk. */
+struct ptable_region {
+	uint64_t offset_bytes;
+	uint64_t size_bytes;
+};
+
+/*
+ * The exact byte ranges that the partition table on @fd occupies (MBR or
+ * protective MBR, GPT headers and entry arrays, both copies, dos EBRs), in
+ * increasing order, sector-exact. Use it on a ptable_render() memfd: its
+ * SEEK_DATA regions are page-granular (tmpfs), so with 512-byte sectors they
+ * can include zero sectors that belong to neighbouring partitions; copying
+ * only these ranges never touches partition data. Returns 0 (n may be 0 for
+ * PTABLE_NONE) or -errno.
+ */
+int ptable_regions(int fd, uint32_t sector_bytes, struct ptable_region **ret, size_t *ret_n);
+
 /* Deep copy. */
 int ptable_dup(const struct ptable *pt, struct ptable **ret);
 struct ptable *ptable_free(struct ptable *pt);

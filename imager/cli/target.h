@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/* Resolving images and targets for flash and verify, with every refusal check before a write. */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "imager/blkdev.h"
+#include "imager/manifest.h"
+#include "imager/store.h"
+
+/* Opens the store and loads IMAGE with clear errors. */
+int cli_load_image(const char *store_arg, const char *name, struct store **ret_store,
+		   struct manifest **ret);
+
+struct target {
+	struct blkdev *dev;
+	int fd;
+	uint64_t size_bytes;
+	uint32_t logical_sector_bytes;
+	bool is_file;
+	bool file_created;  /* a file that did not exist or was empty */
+};
+
+/*
+ * Looks at a target without writing: must exist (block device) or be a
+ * regular file (created later if missing); refuses the system disk and a
+ * disk in use. For files, @file_size_bytes (0: the image disk's size, or
+ * the file's own size if larger) and the image's sector size apply.
+ * Without @for_write, only existence is checked.
+ */
+int cli_target_inspect(const char *path, const struct manifest_disk *md, uint64_t file_size_bytes,
+		       bool for_write, struct target *ret);
+/* Opens the target for writing (O_EXCL for block devices); files are truncated to size, sparse. */
+int cli_target_open_write(struct target *t);
+int cli_target_open_read(struct target *t);
+void cli_target_done(struct target *t);
+/* "/dev/sdb (Samsung SSD 870, serial S5XX, 500.1 GiB)" */
+char *cli_target_describe(const struct target *t);

@@ -1,0 +1,1030 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Image manifests: encoding, decoding, validation and the content digest.
+ * The byte layout is specified in docs/FORMAT.md ("Manifest"); keep the two
+ * in step. Decoding trusts nothing: every count and length is bounded by
+ * both a constant and the bytes actually left before anything is allocated.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "imager/chunk.h"
+#include "imager/manifest.h"
+#include "util/cleanup.h"
+#include "util/log.h"
+
+static const uint8_t manifest_magic[8] = { 'I', 'M', 'G', 'M', 'A', 'N', 'I', 'F' };
+#define MANIFEST_HEADER_BYTES 96
+#define MANIFEST_HEADER_BYTES_MAX 4096
+#define SECTION_HEADER_BYTES 16
+#define DIGEST_DOMAIN "imager content digest v1" /* hashed with its NUL */
+
+/* All integers little-endian. */
+struct manifest_header {
+	uint8_t magic[8];          /* "IMGMANIF" */
+	uint16_t version_major;    /* larger than ours: -EPROTONOSUPPORT */
+	uint16_t version_minor;    /* larger than ours: fine, newer fields are skipped */
+	uint32_t header_size;      /* >= 96; a newer minor may append header fields */
+	uint32_t flags;            /* required-feature bits; none defined in 1.0 */
+	uint32_t n_sections;
+	uint64_t body_size;        /* bytes after the header: header_size + body_size = file */
+	uint8_t checksum[32];      /* SHA-256 of the whole file with these 32 bytes zeroed */
+	uint8_t content_digest[32];/* manifest_compute_digest() */
+} __attribute__((packed));
+
+_Static_assert(sizeof(struct manifest_header) == MANIFEST_HEADER_BYTES, "manifest header size");
+_Static_assert(offsetof(struct manifest_header, version_major) == 8, "manifest header layout");
+_Static_assert(offsetof(struct manifest_header, header_size) == 12, "manifest header layout");
+_Static_assert(offsetof(struct manifest_header, flags) == 16, "manifest header layout");
+_Static_assert(offsetof(struct manifest_header, n_sections) == 20, "manifest header layout");
+_Static_assert(offsetof(struct manifest_header, body_size) == 24, "manifest header layout");
+_Static_assert(offsetof(struct manifest_header, checksum) == 32, "manifest header layout");
+_Static_assert(offsetof(struct manifest_header, content_digest) == 64, "manifest header layout");
+
+struct section_header {
+	uint32_t type;   /* enum manifest_section_type */
+	uint32_t flags;  /* MANIFEST_SECTION_FLAG_REQUIRED; other bits reserved, ignored */
+	uint64_t length; /* payload bytes that follow */
+} __attribute__((packed));
+_Static_assert(sizeof(struct section_header) == SECTION_HEADER_BYTES, "section header size");
+
+/* ---- capture methods and names ---- */
+
+static const char *const capture_method_table[_CAPTURE_METHOD_MAX] = {
+	[CAPTURE_NONE] = "none",
+	[CAPTURE_EXT_USED] = "ext-used",
+	[CAPTURE_FAT_USED] = "fat-used",
+	[CAPTURE_SWAP_HEADER] = "swap-header",
+	[CAPTURE_BIOS_BOOT] = "bios-boot",
+	[CAPTURE_RAW] = "raw",
+};
+
+const char *capture_method_to_string(enum capture_method m)
+{
+	if ((int) m < 0 || m >= _CAPTURE_METHOD_MAX)
+		return NULL;
+	return capture_method_table[m];
+}
+
+enum capture_method capture_method_from_string(const char *s)
+{
+	if (!s)
+		return _CAPTURE_METHOD_INVALID;
+	for (int i = 0; i < _CAPTURE_METHOD_MAX; i++)
+		if (strcmp(capture_method_table[i], s) == 0)
+			return (enum capture_method) i;
+	return _CAPTURE_METHOD_INVALID;
+}
+
+bool manifest_name_is_valid(const char *name)
+{
+	size_t n;
+
+	/* GCE's resource name rule: [a-z]([-a-z0-9]*[a-z0-9])?, at most 63 */
+	if (!name)
+		return false;
+	n = strlen(name);
+	if (n == 0 || n > 63)
+		return false;
+	if (name[0] < 'a' || name[0] > 'z')
+		return false;
+	if (name[n - 1] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+/* ---- freeing ---- */
+
+static void partition_done(struct manifest_partition *p)
+{
+	free(p->type);
+	free(p->uuid);
+	free(p->name);
+	free(p->fs_type);
+	free(p->fs_uuid);
+	free(p->fs_label);
+}
+
+static void disk_done(struct manifest_disk *d)
+{
+	free(d->label);
+	free(d->disk_id);
+	if (d->partitions)
+		for (size_t i = 0; i < d->n_partitions; i++)
+			partition_done(&d->partitions[i]);
+	free(d->partitions);
+	free(d->extents);
+	free(d->chunks);
+	free(d->model);
+	free(d->serial);
+}
+
+struct manifest *manifest_free(struct manifest *m)
+{
+	if (!m)
+		return NULL;
+	free(m->name);
+	free(m->description);
+	strv_free(m->labels);
+	free(m->tool_version);
+	free(m->host_vendor);
+	free(m->host_product);
+	free(m->host_serial);
+	if (m->disks)
+		for (size_t i = 0; i < m->n_disks; i++)
+			disk_done(&m->disks[i]);
+	free(m->disks);
+	free(m);
+	return NULL;
+}
+DEFINE_CLEANUP(struct manifest *, manifest_free)
+
+/* ---- content digest ---- */
+
+struct digest {
+	EVP_MD_CTX *ctx;
+};
+
+static void d_bytes(struct digest *d, const void *p, size_t n)
+{
+	if (EVP_DigestUpdate(d->ctx, p, n) != 1)
+		abort(); /* cannot fail for SHA-256 once initialised */
+}
+
+static void d_u8(struct digest *d, uint8_t v)
+{
+	d_bytes(d, &v, 1);
+}
+
+static void d_u32(struct digest *d, uint32_t v)
+{
+	uint32_t le = htole32(v);
+	d_bytes(d, &le, sizeof(le));
+}
+
+static void d_u64(struct digest *d, uint64_t v)
+{
+	uint64_t le = htole64(v);
+	d_bytes(d, &le, sizeof(le));
+}
+
+static void d_str(struct digest *d, const char *s)
+{
+	if (!s) {
+		d_u32(d, UINT32_MAX);
+		return;
+	}
+	d_u32(d, (uint32_t) strlen(s));
+	d_bytes(d, s, strlen(s));
+}
+
+void manifest_compute_digest(const struct manifest *m, uint8_t ret[32])
+{
+	struct digest d = { EVP_MD_CTX_new() };
+	unsigned len = 0;
+
+	/* A void function cannot report OOM; a wrong digest would be worse. */
+	if (!d.ctx || EVP_DigestInit_ex(d.ctx, EVP_sha256(), NULL) != 1)
+		abort();
+
+	/* The canonical order of docs/FORMAT.md, "Content digest". */
+	d_bytes(&d, DIGEST_DOMAIN, sizeof(DIGEST_DOMAIN));
+	d_u32(&d, (uint32_t) m->n_disks);
+	for (size_t i = 0; i < m->n_disks; i++) {
+		const struct manifest_disk *k = &m->disks[i];
+
+		d_u64(&d, k->size_bytes);
+		d_u32(&d, k->logical_sector_bytes);
+		d_u32(&d, k->physical_sector_bytes);
+		d_str(&d, k->label);
+		d_str(&d, k->disk_id);
+		d_u64(&d, k->first_usable_bytes);
+		d_u64(&d, k->last_usable_bytes);
+		d_u32(&d, k->gpt_n_entries_max);
+		d_bytes(&d, k->boot_code, sizeof(k->boot_code));
+		d_u64(&d, k->boot_gap_bytes);
+
+		d_u32(&d, (uint32_t) k->n_partitions);
+		for (size_t j = 0; j < k->n_partitions; j++) {
+			const struct manifest_partition *p = &k->partitions[j];
+
+			d_u32(&d, p->partno);
+			d_u64(&d, p->start_bytes);
+			d_u64(&d, p->size_bytes);
+			d_str(&d, p->type);
+			d_str(&d, p->uuid);
+			d_str(&d, p->name);
+			d_u64(&d, p->attrs);
+			d_u8(&d, p->bootable ? 1 : 0);
+		}
+
+		d_u64(&d, k->n_extents);
+		for (size_t j = 0; j < k->n_extents; j++) {
+			d_u64(&d, k->extents[j].offset_bytes);
+			d_u64(&d, k->extents[j].size_bytes);
+		}
+
+		d_u64(&d, k->n_chunks);
+		for (size_t j = 0; j < k->n_chunks; j++) {
+			const struct manifest_chunk *c = &k->chunks[j];
+			uint8_t rec[8 + 4 + CHUNK_ID_BYTES];
+			uint64_t off = htole64(c->offset_bytes);
+			uint32_t sz = htole32(c->size_bytes);
+
+			memcpy(rec, &off, 8);
+			memcpy(rec + 8, &sz, 4);
+			memcpy(rec + 12, c->id.bytes, CHUNK_ID_BYTES);
+			d_bytes(&d, rec, sizeof(rec));
+		}
+	}
+	if (EVP_DigestFinal_ex(d.ctx, ret, &len) != 1 || len != 32)
+		abort();
+	EVP_MD_CTX_free(d.ctx);
+}
+
+/* ---- validation (shared by encode and decode) ---- */
+
+#define INVALID(...)                                                                               \
+	({                                                                                         \
+		log_debug("Manifest invalid: " __VA_ARGS__);                                       \
+		-EBADMSG;                                                                          \
+	})
+
+static bool is_pow2(uint64_t v)
+{
+	return v && !(v & (v - 1));
+}
+
+static bool string_ok(const char *s)
+{
+	return !s || strlen(s) <= MANIFEST_STRING_MAX;
+}
+
+/* inside [0, limit): start + size <= limit without overflow */
+static bool range_inside(uint64_t start, uint64_t size, uint64_t limit)
+{
+	return start <= limit && size <= limit - start;
+}
+
+static int validate_disk(const struct manifest_disk *d, size_t idx)
+{
+	uint64_t prev_end = 0, sum = 0, last_idx = UINT64_MAX;
+	size_t j = 0;
+
+	if (d->size_bytes == 0)
+		return INVALID("disk %zu has size 0", idx);
+	if (!is_pow2(d->logical_sector_bytes) || d->logical_sector_bytes > MANIFEST_SECTOR_BYTES_MAX ||
+	    !is_pow2(d->physical_sector_bytes) || d->physical_sector_bytes > MANIFEST_SECTOR_BYTES_MAX ||
+	    d->physical_sector_bytes < d->logical_sector_bytes)
+		return INVALID("disk %zu sector sizes %u/%u", idx, d->logical_sector_bytes,
+			       d->physical_sector_bytes);
+	if (d->size_bytes % d->logical_sector_bytes != 0)
+		return INVALID("disk %zu size not a multiple of its sector size", idx);
+	if (!d->label || !string_ok(d->label) || !string_ok(d->disk_id) || !string_ok(d->model) ||
+	    !string_ok(d->serial))
+		return INVALID("disk %zu strings", idx);
+	if (d->first_usable_bytes > d->size_bytes || d->last_usable_bytes > d->size_bytes ||
+	    d->first_usable_bytes > d->last_usable_bytes)
+		return INVALID("disk %zu usable range", idx);
+	if (d->gpt_n_entries_max > MANIFEST_GPT_ENTRIES_MAX)
+		return INVALID("disk %zu GPT entries", idx);
+	if (d->boot_gap_bytes > MANIFEST_BOOT_GAP_BYTES_MAX || d->boot_gap_bytes > d->size_bytes)
+		return INVALID("disk %zu boot gap", idx);
+
+	if (d->n_partitions > MANIFEST_PARTITIONS_MAX || (d->n_partitions && !d->partitions))
+		return INVALID("disk %zu partition count", idx);
+	for (size_t i = 0; i < d->n_partitions; i++) {
+		const struct manifest_partition *p = &d->partitions[i];
+
+		if (p->size_bytes == 0 || !range_inside(p->start_bytes, p->size_bytes, d->size_bytes))
+			return INVALID("disk %zu partition %zu outside the disk", idx, i);
+		if ((int) p->method < 0 || p->method >= _CAPTURE_METHOD_MAX)
+			return INVALID("disk %zu partition %zu method", idx, i);
+		if (p->fs_used_bytes > p->size_bytes)
+			return INVALID("disk %zu partition %zu used bytes", idx, i);
+		if (!string_ok(p->type) || !string_ok(p->uuid) || !string_ok(p->name) ||
+		    !string_ok(p->fs_type) || !string_ok(p->fs_uuid) || !string_ok(p->fs_label))
+			return INVALID("disk %zu partition %zu strings", idx, i);
+	}
+
+	if (d->n_extents > MANIFEST_EXTENTS_MAX || (d->n_extents && !d->extents))
+		return INVALID("disk %zu extent count", idx);
+	if (d->n_chunks > MANIFEST_CHUNKS_MAX || (d->n_chunks && !d->chunks))
+		return INVALID("disk %zu chunk count", idx);
+
+	for (size_t i = 0; i < d->n_extents; i++) {
+		const struct manifest_extent *e = &d->extents[i];
+
+		if (e->size_bytes == 0 || !range_inside(e->offset_bytes, e->size_bytes, d->size_bytes))
+			return INVALID("disk %zu extent %zu outside the disk", idx, i);
+		/* sorted, and merged: adjacent extents would give a second encoding */
+		if (i > 0 && e->offset_bytes <= prev_end)
+			return INVALID("disk %zu extent %zu overlaps, touches or precedes the last", idx,
+				       i);
+		prev_end = e->offset_bytes + e->size_bytes;
+		sum += e->size_bytes;
+	}
+	if (sum != d->used_bytes)
+		return INVALID("disk %zu used bytes %llu != sum of extents %llu", idx,
+			       (unsigned long long) d->used_bytes, (unsigned long long) sum);
+
+	for (size_t i = 0; i < d->n_chunks; i++) {
+		const struct manifest_chunk *c = &d->chunks[i];
+
+		if (c->offset_bytes % CHUNK_SIZE_BYTES != 0 || c->offset_bytes >= d->size_bytes)
+			return INVALID("disk %zu chunk %zu offset", idx, i);
+		if (c->size_bytes != MIN((uint64_t) CHUNK_SIZE_BYTES, d->size_bytes - c->offset_bytes))
+			return INVALID("disk %zu chunk %zu size", idx, i);
+		if (i > 0 && c->offset_bytes <= d->chunks[i - 1].offset_bytes)
+			return INVALID("disk %zu chunks not sorted", idx);
+	}
+
+	/* The chunk list must be exactly the set of chunks the extents touch. */
+	for (size_t i = 0; i < d->n_extents; i++) {
+		const struct manifest_extent *e = &d->extents[i];
+		uint64_t first = e->offset_bytes / CHUNK_SIZE_BYTES;
+		uint64_t last = (e->offset_bytes + e->size_bytes - 1) / CHUNK_SIZE_BYTES;
+
+		for (uint64_t k = first; k <= last; k++) {
+			if (k == last_idx)
+				continue;
+			if (j >= d->n_chunks || d->chunks[j].offset_bytes / CHUNK_SIZE_BYTES != k)
+				return INVALID("disk %zu extent %zu not covered by chunk %llu", idx, i,
+					       (unsigned long long) k);
+			j++;
+			last_idx = k;
+		}
+	}
+	if (j != d->n_chunks)
+		return INVALID("disk %zu chunk %zu holds no extent", idx, j);
+	return 0;
+}
+
+static int validate_structure(const struct manifest *m)
+{
+	size_t n_labels = 0;
+	int r;
+
+	if (!manifest_name_is_valid(m->name))
+		return INVALID("name");
+	if (!string_ok(m->description) || !string_ok(m->tool_version) ||
+	    !string_ok(m->host_vendor) || !string_ok(m->host_product) ||
+	    !string_ok(m->host_serial))
+		return INVALID("strings");
+	for (char **l = m->labels; l && *l; l++) {
+		const char *eq = strchr(*l, '=');
+
+		if (++n_labels > MANIFEST_LABELS_MAX)
+			return INVALID("too many labels");
+		if (!string_ok(*l) || !eq || eq == *l)
+			return INVALID("label '%s' is not key=value", *l);
+	}
+	if (m->n_disks == 0 || m->n_disks > MANIFEST_DISKS_MAX || !m->disks)
+		return INVALID("disk count %zu", m->n_disks);
+	for (size_t i = 0; i < m->n_disks; i++) {
+		r = validate_disk(&m->disks[i], i);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int manifest_validate(const struct manifest *m)
+{
+	uint8_t digest[32];
+	int r;
+
+	if (!m)
+		return -EINVAL;
+	r = validate_structure(m);
+	if (r < 0)
+		return r;
+	manifest_compute_digest(m, digest);
+	if (memcmp(digest, m->content_digest, sizeof(digest)) != 0)
+		return INVALID("content digest does not match");
+	return 0;
+}
+
+/* ---- encoding ---- */
+
+struct wbuf {
+	uint8_t *data;
+	size_t size, cap;
+	bool oom;
+};
+
+static void wbuf_done(struct wbuf *b)
+{
+	free(b->data);
+}
+
+static uint8_t *wbuf_grow(struct wbuf *b, size_t n)
+{
+	if (b->oom)
+		return NULL;
+	if (n > b->cap - b->size) {
+		size_t cap = MAX(b->cap * 2, b->size + n);
+		cap = MAX(cap, (size_t) 256);
+		uint8_t *p = realloc(b->data, cap);
+		if (!p) {
+			b->oom = true;
+			return NULL;
+		}
+		b->data = p, b->cap = cap;
+	}
+	b->size += n;
+	return b->data + b->size - n;
+}
+
+static void put_bytes(struct wbuf *b, const void *p, size_t n)
+{
+	uint8_t *q = wbuf_grow(b, n);
+	if (q && n)
+		memcpy(q, p, n);
+}
+
+static void put_varint(struct wbuf *b, uint64_t v)
+{
+	uint8_t tmp[10];
+	size_t n = 0;
+
+	do {
+		tmp[n] = v & 0x7f;
+		v >>= 7;
+		if (v)
+			tmp[n] |= 0x80;
+		n++;
+	} while (v);
+	put_bytes(b, tmp, n);
+}
+
+static void put_str(struct wbuf *b, const char *s)
+{
+	/* length + 1, so that 0 stands for "none" (NULL) */
+	if (!s) {
+		put_varint(b, 0);
+		return;
+	}
+	put_varint(b, (uint64_t) strlen(s) + 1);
+	put_bytes(b, s, strlen(s));
+}
+
+/* A record: varint length, then the fields; readers skip fields they do not know. */
+static void put_record(struct wbuf *b, struct wbuf *rec)
+{
+	if (rec->oom) {
+		b->oom = true;
+		return;
+	}
+	put_varint(b, rec->size);
+	put_bytes(b, rec->data, rec->size);
+}
+
+static size_t section_begin(struct wbuf *b, uint32_t type, uint32_t flags)
+{
+	struct section_header h = { htole32(type), htole32(flags), 0 };
+	size_t at = b->size;
+
+	put_bytes(b, &h, sizeof(h));
+	return at;
+}
+
+static void section_end(struct wbuf *b, size_t at)
+{
+	uint64_t len;
+
+	if (b->oom)
+		return;
+	len = htole64((uint64_t) (b->size - at - SECTION_HEADER_BYTES));
+	memcpy(b->data + at + offsetof(struct section_header, length), &len, sizeof(len));
+}
+
+static void encode_image(struct wbuf *b, const struct manifest *m)
+{
+	_cleanup_(wbuf_done) struct wbuf rec = {};
+	size_t n_labels = 0, at;
+	uint64_t zz = ((uint64_t) m->created_unix << 1) ^ (uint64_t) (m->created_unix >> 63);
+
+	for (char **l = m->labels; l && *l; l++)
+		n_labels++;
+	put_str(&rec, m->name);
+	put_str(&rec, m->description);
+	put_varint(&rec, zz);
+	put_str(&rec, m->tool_version);
+	put_str(&rec, m->host_vendor);
+	put_str(&rec, m->host_product);
+	put_str(&rec, m->host_serial);
+	put_varint(&rec, n_labels);
+	for (size_t i = 0; i < n_labels; i++)
+		put_str(&rec, m->labels[i]);
+
+	at = section_begin(b, MANIFEST_SECTION_IMAGE, MANIFEST_SECTION_FLAG_REQUIRED);
+	put_record(b, &rec);
+	section_end(b, at);
+}
+
+static void encode_disk(struct wbuf *b, const struct manifest_disk *d)
+{
+	_cleanup_(wbuf_done) struct wbuf rec = {};
+	uint64_t prev_end = 0, next_idx = 0;
+	size_t at;
+
+	put_varint(&rec, d->size_bytes);
+	put_varint(&rec, d->logical_sector_bytes);
+	put_varint(&rec, d->physical_sector_bytes);
+	put_str(&rec, d->label);
+	put_str(&rec, d->disk_id);
+	put_varint(&rec, d->first_usable_bytes);
+	put_varint(&rec, d->last_usable_bytes);
+	put_varint(&rec, d->gpt_n_entries_max);
+	put_bytes(&rec, d->boot_code, sizeof(d->boot_code));
+	put_varint(&rec, d->boot_gap_bytes);
+	put_varint(&rec, d->used_bytes);
+	put_str(&rec, d->model);
+	put_str(&rec, d->serial);
+
+	at = section_begin(b, MANIFEST_SECTION_DISK, MANIFEST_SECTION_FLAG_REQUIRED);
+	put_record(b, &rec);
+
+	put_varint(b, d->n_partitions);
+	for (size_t i = 0; i < d->n_partitions; i++) {
+		_cleanup_(wbuf_done) struct wbuf prec = {};
+		const struct manifest_partition *p = &d->partitions[i];
+
+		put_varint(&prec, p->partno);
+		put_varint(&prec, p->start_bytes);
+		put_varint(&prec, p->size_bytes);
+		put_str(&prec, p->type);
+		put_str(&prec, p->uuid);
+		put_str(&prec, p->name);
+		put_varint(&prec, p->attrs);
+		put_varint(&prec, p->bootable ? 1 : 0);
+		put_varint(&prec, (uint64_t) p->method);
+		put_str(&prec, p->fs_type);
+		put_str(&prec, p->fs_uuid);
+		put_str(&prec, p->fs_label);
+		put_varint(&prec, p->fs_used_bytes);
+		put_varint(&prec, p->fs_min_size_bytes);
+		put_record(b, &prec);
+	}
+
+	/* extents: (gap since the previous end, size), both varints */
+	put_varint(b, d->n_extents);
+	for (size_t i = 0; i < d->n_extents; i++) {
+		put_varint(b, d->extents[i].offset_bytes - prev_end);
+		put_varint(b, d->extents[i].size_bytes);
+		prev_end = d->extents[i].offset_bytes + d->extents[i].size_bytes;
+	}
+
+	/* chunks: (chunk indexes skipped since the previous one, ID); sizes are implied */
+	put_varint(b, d->n_chunks);
+	for (size_t i = 0; i < d->n_chunks; i++) {
+		uint64_t idx = d->chunks[i].offset_bytes / CHUNK_SIZE_BYTES;
+
+		put_varint(b, idx - next_idx);
+		put_bytes(b, d->chunks[i].id.bytes, CHUNK_ID_BYTES);
+		next_idx = idx + 1;
+	}
+	section_end(b, at);
+}
+
+static void checksum_file(const uint8_t *file, size_t size, uint8_t ret[32])
+{
+	static const uint8_t zeros[32];
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	size_t off = offsetof(struct manifest_header, checksum);
+	unsigned len = 0;
+
+	if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
+	    EVP_DigestUpdate(ctx, file, off) != 1 || EVP_DigestUpdate(ctx, zeros, 32) != 1 ||
+	    EVP_DigestUpdate(ctx, file + off + 32, size - off - 32) != 1 ||
+	    EVP_DigestFinal_ex(ctx, ret, &len) != 1 || len != 32)
+		abort(); /* only a broken libcrypto or OOM gets here */
+	EVP_MD_CTX_free(ctx);
+}
+
+int manifest_encode(const struct manifest *m, void **ret, size_t *ret_size)
+{
+	_cleanup_(wbuf_done) struct wbuf b = {};
+	struct manifest_header h = {};
+	int r;
+
+	r = manifest_validate(m);
+	if (r < 0)
+		return r == -EBADMSG ? -EINVAL : r;
+
+	/* ~34 bytes per chunk, a few per extent: reserve once */
+	size_t estimate = MANIFEST_HEADER_BYTES + 4096;
+	for (size_t i = 0; i < m->n_disks; i++)
+		estimate += m->disks[i].n_chunks * (CHUNK_ID_BYTES + 3) +
+			    m->disks[i].n_extents * 8 + m->disks[i].n_partitions * 256 + 1024;
+	if (!wbuf_grow(&b, estimate))
+		return -ENOMEM;
+	b.size = 0;
+
+	put_bytes(&b, &h, sizeof(h));
+	encode_image(&b, m);
+	for (size_t i = 0; i < m->n_disks; i++)
+		encode_disk(&b, &m->disks[i]);
+	if (b.oom)
+		return -ENOMEM;
+	if (b.size > MANIFEST_BYTES_MAX)
+		return -EFBIG;
+
+	memcpy(h.magic, manifest_magic, sizeof(h.magic));
+	h.version_major = htole16(MANIFEST_VERSION_MAJOR);
+	h.version_minor = htole16(MANIFEST_VERSION_MINOR);
+	h.header_size = htole32(MANIFEST_HEADER_BYTES);
+	h.flags = 0;
+	h.n_sections = htole32((uint32_t) (1 + m->n_disks));
+	h.body_size = htole64((uint64_t) (b.size - MANIFEST_HEADER_BYTES));
+	memcpy(h.content_digest, m->content_digest, 32);
+	memcpy(b.data, &h, sizeof(h));
+	checksum_file(b.data, b.size, h.checksum);
+	memcpy(b.data + offsetof(struct manifest_header, checksum), h.checksum, 32);
+
+	*ret_size = b.size;
+	*ret = TAKE_PTR(b.data);
+	return 0;
+}
+
+/* ---- decoding ---- */
+
+struct rbuf {
+	const uint8_t *p;
+	size_t n;
+};
+
+static int get_bytes(struct rbuf *r, size_t n, const uint8_t **ret)
+{
+	if (n > r->n)
+		return -EBADMSG;
+	*ret = r->p;
+	r->p += n, r->n -= n;
+	return 0;
+}
+
+static int get_varint(struct rbuf *r, uint64_t *ret)
+{
+	uint64_t v = 0;
+
+	for (unsigned i = 0; i < 10; i++) {
+		uint8_t c;
+
+		if (r->n == 0)
+			return -EBADMSG;
+		c = *r->p++;
+		r->n--;
+		if (i == 9 && c > 1)
+			return -EBADMSG; /* more than 64 bits */
+		v |= (uint64_t) (c & 0x7f) << (7 * i);
+		if (!(c & 0x80)) {
+			if (c == 0 && i > 0)
+				return -EBADMSG; /* overlong: one value, one encoding */
+			*ret = v;
+			return 0;
+		}
+	}
+	return -EBADMSG;
+}
+
+static int get_u32(struct rbuf *r, uint32_t *ret)
+{
+	uint64_t v;
+	int k = get_varint(r, &v);
+
+	if (k < 0)
+		return k;
+	if (v > UINT32_MAX)
+		return -EBADMSG;
+	*ret = (uint32_t) v;
+	return 0;
+}
+
+/* A bounded, NUL-free string, or NULL for "none". */
+static int get_str(struct rbuf *r, char **ret)
+{
+	const uint8_t *p;
+	uint64_t len;
+	char *s;
+	int k;
+
+	k = get_varint(r, &len);
+	if (k < 0)
+		return k;
+	if (len == 0) {
+		*ret = NULL;
+		return 0;
+	}
+	len--;
+	if (len > MANIFEST_STRING_MAX)
+		return -EBADMSG;
+	k = get_bytes(r, (size_t) len, &p);
+	if (k < 0)
+		return k;
+	if (memchr(p, 0, (size_t) len))
+		return -EBADMSG;
+	s = strndup((const char *) p, (size_t) len);
+	if (!s)
+		return -ENOMEM;
+	*ret = s;
+	return 0;
+}
+
+static int get_record(struct rbuf *r, struct rbuf *ret)
+{
+	uint64_t len;
+	const uint8_t *p;
+	int k;
+
+	k = get_varint(r, &len);
+	if (k < 0)
+		return k;
+	if (len > r->n)
+		return -EBADMSG;
+	k = get_bytes(r, (size_t) len, &p);
+	if (k < 0)
+		return k;
+	*ret = (struct rbuf){ p, (size_t) len };
+	return 0;
+}
+
+#define TRY(expr)                                                                                  \
+	do {                                                                                       \
+		int _k = (expr);                                                                   \
+		if (_k < 0)                                                                        \
+			return _k;                                                                 \
+	} while (0)
+
+static int decode_image(struct rbuf *sec, struct manifest *m)
+{
+	struct rbuf rec;
+	uint64_t zz, n_labels;
+
+	TRY(get_record(sec, &rec));
+	TRY(get_str(&rec, &m->name));
+	TRY(get_str(&rec, &m->description));
+	TRY(get_varint(&rec, &zz));
+	m->created_unix = (int64_t) ((zz >> 1) ^ (~(zz & 1) + 1));
+	TRY(get_str(&rec, &m->tool_version));
+	TRY(get_str(&rec, &m->host_vendor));
+	TRY(get_str(&rec, &m->host_product));
+	TRY(get_str(&rec, &m->host_serial));
+	TRY(get_varint(&rec, &n_labels));
+	if (n_labels > MANIFEST_LABELS_MAX || n_labels > rec.n)
+		return -EBADMSG;
+	if (n_labels > 0) {
+		m->labels = calloc((size_t) n_labels + 1, sizeof(char *));
+		if (!m->labels)
+			return -ENOMEM;
+		for (size_t i = 0; i < n_labels; i++) {
+			TRY(get_str(&rec, &m->labels[i]));
+			if (!m->labels[i])
+				return -EBADMSG;
+		}
+	}
+	/* rec may hold fields of a newer minor version: skipped */
+	return 0;
+}
+
+static int decode_partition(struct rbuf *sec, struct manifest_partition *p)
+{
+	struct rbuf rec;
+	uint64_t bootable, method;
+
+	TRY(get_record(sec, &rec));
+	TRY(get_u32(&rec, &p->partno));
+	TRY(get_varint(&rec, &p->start_bytes));
+	TRY(get_varint(&rec, &p->size_bytes));
+	TRY(get_str(&rec, &p->type));
+	TRY(get_str(&rec, &p->uuid));
+	TRY(get_str(&rec, &p->name));
+	TRY(get_varint(&rec, &p->attrs));
+	TRY(get_varint(&rec, &bootable));
+	if (bootable > 1)
+		return -EBADMSG;
+	p->bootable = bootable;
+	TRY(get_varint(&rec, &method));
+	if (method >= _CAPTURE_METHOD_MAX)
+		return -EPROTONOSUPPORT; /* a method from a newer version */
+	p->method = (enum capture_method) method;
+	TRY(get_str(&rec, &p->fs_type));
+	TRY(get_str(&rec, &p->fs_uuid));
+	TRY(get_str(&rec, &p->fs_label));
+	TRY(get_varint(&rec, &p->fs_used_bytes));
+	TRY(get_varint(&rec, &p->fs_min_size_bytes));
+	return 0;
+}
+
+static int decode_disk(struct rbuf *sec, struct manifest_disk *d)
+{
+	struct rbuf rec;
+	const uint8_t *p;
+	uint64_t n, prev_end = 0, next_idx = 0;
+
+	TRY(get_record(sec, &rec));
+	TRY(get_varint(&rec, &d->size_bytes));
+	TRY(get_u32(&rec, &d->logical_sector_bytes));
+	TRY(get_u32(&rec, &d->physical_sector_bytes));
+	TRY(get_str(&rec, &d->label));
+	TRY(get_str(&rec, &d->disk_id));
+	TRY(get_varint(&rec, &d->first_usable_bytes));
+	TRY(get_varint(&rec, &d->last_usable_bytes));
+	TRY(get_u32(&rec, &d->gpt_n_entries_max));
+	TRY(get_bytes(&rec, sizeof(d->boot_code), &p));
+	memcpy(d->boot_code, p, sizeof(d->boot_code));
+	TRY(get_varint(&rec, &d->boot_gap_bytes));
+	TRY(get_varint(&rec, &d->used_bytes));
+	TRY(get_str(&rec, &d->model));
+	TRY(get_str(&rec, &d->serial));
+
+	/* Every count is checked against its limit and against the bytes left
+	 * (each item takes at least its minimum encoded size) before allocating. */
+	TRY(get_varint(sec, &n));
+	if (n > MANIFEST_PARTITIONS_MAX || n > sec->n)
+		return -EBADMSG;
+	if (n > 0) {
+		d->partitions = calloc((size_t) n, sizeof(*d->partitions));
+		if (!d->partitions)
+			return -ENOMEM;
+		for (size_t i = 0; i < n; i++) {
+			d->n_partitions = i + 1; /* so that manifest_free() frees what is there */
+			TRY(decode_partition(sec, &d->partitions[i]));
+		}
+	}
+
+	TRY(get_varint(sec, &n));
+	if (n > MANIFEST_EXTENTS_MAX || n > sec->n / 2)
+		return -EBADMSG;
+	if (n > 0) {
+		d->extents = calloc((size_t) n, sizeof(*d->extents));
+		if (!d->extents)
+			return -ENOMEM;
+		d->n_extents = (size_t) n;
+		for (size_t i = 0; i < n; i++) {
+			uint64_t gap, size;
+
+			TRY(get_varint(sec, &gap));
+			TRY(get_varint(sec, &size));
+			if (gap > UINT64_MAX - prev_end || size > UINT64_MAX - prev_end - gap)
+				return -EBADMSG;
+			d->extents[i] = (struct manifest_extent){ prev_end + gap, size };
+			prev_end += gap + size;
+		}
+	}
+
+	TRY(get_varint(sec, &n));
+	if (n > MANIFEST_CHUNKS_MAX || n > sec->n / (1 + CHUNK_ID_BYTES))
+		return -EBADMSG;
+	if (n > 0) {
+		d->chunks = calloc((size_t) n, sizeof(*d->chunks));
+		if (!d->chunks)
+			return -ENOMEM;
+		d->n_chunks = (size_t) n;
+		for (size_t i = 0; i < n; i++) {
+			struct manifest_chunk *c = &d->chunks[i];
+			uint64_t skip, idx;
+
+			TRY(get_varint(sec, &skip));
+			if (skip > UINT64_MAX / CHUNK_SIZE_BYTES - next_idx)
+				return -EBADMSG;
+			idx = next_idx + skip;
+			if (idx >= DIV_ROUND_UP(d->size_bytes, CHUNK_SIZE_BYTES))
+				return -EBADMSG;
+			TRY(get_bytes(sec, CHUNK_ID_BYTES, &p));
+			c->offset_bytes = idx * CHUNK_SIZE_BYTES;
+			c->size_bytes = (uint32_t) MIN((uint64_t) CHUNK_SIZE_BYTES,
+						       d->size_bytes - c->offset_bytes);
+			memcpy(c->id.bytes, p, CHUNK_ID_BYTES);
+			next_idx = idx + 1;
+		}
+	}
+	/* sec may hold data of a newer minor version: skipped */
+	return 0;
+}
+
+int manifest_decode(const void *data, size_t size, struct manifest **ret)
+{
+	_cleanup_(manifest_freep) struct manifest *m = NULL;
+	const uint8_t *file = data;
+	struct manifest_header h;
+	uint8_t sum[32];
+	size_t header_size, n_disk_sections = 0, n_sections, d = 0;
+	struct rbuf body;
+	bool have_image = false;
+
+	if (!data)
+		return -EINVAL;
+	if (size < MANIFEST_HEADER_BYTES || size > MANIFEST_BYTES_MAX)
+		return -EBADMSG;
+	memcpy(&h, file, sizeof(h));
+	if (memcmp(h.magic, manifest_magic, sizeof(h.magic)) != 0)
+		return -EBADMSG;
+	if (le16toh(h.version_major) == 0)
+		return -EBADMSG;
+	if (le16toh(h.version_major) > MANIFEST_VERSION_MAJOR)
+		return -EPROTONOSUPPORT; /* before anything else: the rest may differ */
+	header_size = le32toh(h.header_size);
+	if (header_size < MANIFEST_HEADER_BYTES || header_size > MANIFEST_HEADER_BYTES_MAX ||
+	    header_size > size)
+		return -EBADMSG;
+	if (le64toh(h.body_size) != size - header_size)
+		return -EBADMSG;
+	checksum_file(file, size, sum);
+	if (memcmp(sum, h.checksum, sizeof(sum)) != 0)
+		return -EBADMSG;
+	if (le32toh(h.flags) != 0)
+		return -EPROTONOSUPPORT;
+	n_sections = le32toh(h.n_sections);
+	if (n_sections == 0 || n_sections > MANIFEST_SECTIONS_MAX)
+		return -EBADMSG;
+
+	/* Pass 1: the section table. Lengths must tile the body exactly. */
+	body = (struct rbuf){ file + header_size, size - header_size };
+	for (size_t i = 0; i < n_sections; i++) {
+		const uint8_t *p;
+		struct section_header s;
+		uint64_t len;
+
+		TRY(get_bytes(&body, sizeof(s), &p));
+		memcpy(&s, p, sizeof(s));
+		len = le64toh(s.length);
+		if (len > body.n)
+			return -EBADMSG;
+		TRY(get_bytes(&body, (size_t) len, &p));
+		switch (le32toh(s.type)) {
+		case MANIFEST_SECTION_IMAGE:
+			if (i != 0)
+				return -EBADMSG;
+			break;
+		case MANIFEST_SECTION_DISK:
+			if (i == 0)
+				return -EBADMSG;
+			n_disk_sections++;
+			break;
+		default:
+			if (i == 0)
+				return -EBADMSG;
+			if (le32toh(s.flags) & MANIFEST_SECTION_FLAG_REQUIRED)
+				return -EPROTONOSUPPORT;
+		}
+	}
+	if (body.n != 0)
+		return -EBADMSG;
+	if (n_disk_sections == 0 || n_disk_sections > MANIFEST_DISKS_MAX)
+		return -EBADMSG;
+
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	m->version_major = le16toh(h.version_major);
+	m->version_minor = le16toh(h.version_minor);
+	memcpy(m->content_digest, h.content_digest, 32);
+	m->disks = calloc(n_disk_sections, sizeof(*m->disks));
+	if (!m->disks)
+		return -ENOMEM;
+
+	/* Pass 2: the sections we know. */
+	body = (struct rbuf){ file + header_size, size - header_size };
+	for (size_t i = 0; i < n_sections; i++) {
+		const uint8_t *p;
+		struct section_header s;
+		struct rbuf sec;
+
+		TRY(get_bytes(&body, sizeof(s), &p));
+		memcpy(&s, p, sizeof(s));
+		TRY(get_bytes(&body, (size_t) le64toh(s.length), &p));
+		sec = (struct rbuf){ p, (size_t) le64toh(s.length) };
+		switch (le32toh(s.type)) {
+		case MANIFEST_SECTION_IMAGE:
+			TRY(decode_image(&sec, m));
+			have_image = true;
+			break;
+		case MANIFEST_SECTION_DISK:
+			m->n_disks = d + 1;
+			TRY(decode_disk(&sec, &m->disks[d]));
+			d++;
+			break;
+		default:
+			break; /* optional section of a later version */
+		}
+	}
+	if (!have_image)
+		return -EBADMSG;
+
+	/* Everything the encoder promises, and the content digest. */
+	if (manifest_validate(m) < 0)
+		return -EBADMSG;
+	*ret = TAKE_PTR(m);
+	return 0;
+}

@@ -1,0 +1,470 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The image store: a directory of content-addressed chunk files and image
+ * manifests (docs/FORMAT.md, "Store layout"). Every file is written once to
+ * an O_EXCL temporary, fsync()ed, renamed without replacing and the directory
+ * fsync()ed, so a crash leaves either the whole file or a "*.tmp.*" leftover
+ * that nothing ever reads. Every chunk is re-hashed on every read.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "imager/chunk.h"
+#include "imager/manifest.h"
+#include "imager/store.h"
+#include "util/cleanup.h"
+#include "util/io.h"
+#include "util/log.h"
+#include "util/strutil.h"
+
+#define STORE_FORMAT_VERSION 1
+#define STORE_CONFIG_BYTES_MAX 4096
+#define STORE_CHUNKS_DIR "chunks"
+#define STORE_IMAGES_DIR "images"
+#define STORE_CONFIG "config"
+#define MANIFEST_SUFFIX ".manifest"
+#define CHUNK_SUFFIX ".chunk"
+/* "chunks/" + 4 hex + "/" + 64 hex + ".chunk" + NUL */
+#define CHUNK_RELPATH_MAX (sizeof(STORE_CHUNKS_DIR) + 5 + 2 * CHUNK_ID_BYTES + sizeof(CHUNK_SUFFIX))
+
+struct store {
+	char *path;
+	int dir_fd;
+};
+
+struct store *store_free(struct store *s)
+{
+	if (!s)
+		return NULL;
+	safe_close(s->dir_fd);
+	free(s->path);
+	free(s);
+	return NULL;
+}
+DEFINE_CLEANUP(struct store *, store_free)
+
+const char *store_path(const struct store *s)
+{
+	return s->path;
+}
+
+static void chunk_relpath(const struct chunk_id *id, char buf[static CHUNK_RELPATH_MAX])
+{
+	char hex[CHUNK_ID_STRING_MAX];
+
+	chunk_id_to_string(id, hex);
+	snprintf(buf, CHUNK_RELPATH_MAX, STORE_CHUNKS_DIR "/%.4s/%s" CHUNK_SUFFIX, hex, hex);
+}
+
+/*
+ * The config file: "key=value" lines. Unknown keys are ignored; a larger
+ * format, or an encryption this build lacks, is refused.
+ */
+static int store_config_check(int dir_fd)
+{
+	_cleanup_free_ char *text = NULL;
+	uint64_t format = 0;
+	bool have_format = false;
+	char *line, *save = NULL;
+	int r;
+
+	r = read_file_at(dir_fd, STORE_CONFIG, STORE_CONFIG_BYTES_MAX, &text, NULL);
+	if (r == -EFBIG)
+		return -EBADMSG;
+	if (r < 0)
+		return r;
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (line[0] == '#' || line[0] == 0)
+			continue;
+		if (startswith(line, "format=")) {
+			if (safe_atou64(line + strlen("format="), &format) < 0)
+				return -EBADMSG;
+			have_format = true;
+		} else if (startswith(line, "encryption=")) {
+			if (strcmp(line + strlen("encryption="), "none") != 0)
+				return -EPROTONOSUPPORT;
+		}
+	}
+	if (!have_format || format == 0)
+		return -EBADMSG;
+	if (format > STORE_FORMAT_VERSION)
+		return -EPROTONOSUPPORT;
+	return 0;
+}
+
+static int store_config_write(int dir_fd)
+{
+	_cleanup_free_ char *text = NULL;
+	char ts[32];
+	int64_t now = (int64_t) time(NULL);
+	int r;
+
+	format_timestamp(ts, sizeof(ts), now);
+	if (asprintf(&text,
+		     "# imager store, docs/FORMAT.md\n"
+		     "format=%d\n"
+		     "created=%" PRId64 "\n"
+		     "created-iso=%s\n"
+		     "encryption=none\n",
+		     STORE_FORMAT_VERSION, now, ts) < 0)
+		return -ENOMEM;
+	r = write_file_atomic_noreplace(dir_fd, STORE_CONFIG, text, strlen(text));
+	return r == -EEXIST ? 0 : r; /* a concurrent creator won: same content */
+}
+
+static int dir_is_empty(int dir_fd)
+{
+	_cleanup_close_ int fd = -EBADF;
+	struct dirent *de;
+	DIR *d;
+	int r = 1;
+
+	fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (!d)
+		return -errno;
+	TAKE_FD(fd);
+	while ((de = readdir(d))) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		r = 0;
+		break;
+	}
+	closedir(d);
+	return r;
+}
+
+int store_open(const char *path, bool create, struct store **ret)
+{
+	_cleanup_(store_freep) struct store *s = NULL;
+	int r;
+
+	if (!path || !*path)
+		return -EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->dir_fd = -EBADF;
+	s->path = strdup(path);
+	if (!s->path)
+		return -ENOMEM;
+
+	if (create) {
+		r = mkdir_p_at(AT_FDCWD, path, 0755);
+		if (r < 0)
+			return r;
+	}
+	s->dir_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (s->dir_fd < 0)
+		return -errno;
+
+	r = store_config_check(s->dir_fd);
+	if (r == -ENOENT && create) {
+		/* never turn an unrelated, non-empty directory into a store */
+		r = dir_is_empty(s->dir_fd);
+		if (r < 0)
+			return r;
+		if (r == 0)
+			return -ENOTEMPTY;
+		r = mkdir_p_at(s->dir_fd, STORE_CHUNKS_DIR, 0755);
+		if (r < 0)
+			return r;
+		r = mkdir_p_at(s->dir_fd, STORE_IMAGES_DIR, 0755);
+		if (r < 0)
+			return r;
+		/* the config last: its presence means "a complete store" */
+		r = store_config_write(s->dir_fd);
+		if (r < 0)
+			return r;
+		r = store_config_check(s->dir_fd);
+	}
+	if (r < 0) {
+		log_debug_errno(r, "'%s' is not a usable store: %m", path);
+		return r;
+	}
+	*ret = TAKE_PTR(s);
+	return 0;
+}
+
+/*
+ * Reads a whole regular file of at most @max_bytes. -EBADMSG if larger (a
+ * damaged or foreign file), -ENOENT if missing.
+ */
+static int read_bounded_at(int dir_fd, const char *path, size_t max_bytes, uint8_t **ret,
+			   size_t *ret_size)
+{
+	_cleanup_close_ int fd = -EBADF;
+	_cleanup_free_ uint8_t *buf = NULL;
+	struct stat st;
+	size_t n;
+	uint8_t extra;
+	int r;
+
+	fd = openat(dir_fd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EBADMSG;
+	if (st.st_size < 0 || (uint64_t) st.st_size > max_bytes)
+		return -EBADMSG;
+	buf = malloc(MAX((size_t) st.st_size, (size_t) 1));
+	if (!buf)
+		return -ENOMEM;
+	r = pread_full(fd, buf, (size_t) st.st_size, 0, &n);
+	if (r < 0)
+		return r;
+	if (n != (size_t) st.st_size)
+		return -EBADMSG; /* shrank under us */
+	r = pread_full(fd, &extra, 1, n, &n);
+	if (r < 0)
+		return r;
+	if (n != 0)
+		return -EBADMSG; /* grew under us: files in a store never change */
+	*ret_size = (size_t) st.st_size;
+	*ret = TAKE_PTR(buf);
+	return 0;
+}
+
+int store_has_chunk(struct store *s, const struct chunk_id *id)
+{
+	char path[CHUNK_RELPATH_MAX];
+
+	if (!s || !id)
+		return -EINVAL;
+	if (chunk_id_is_zero(id, CHUNK_SIZE_BYTES))
+		return 1;
+	chunk_relpath(id, path);
+	if (faccessat(s->dir_fd, path, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+		return 1;
+	return errno == ENOENT ? 0 : -errno;
+}
+
+int store_put_chunk(struct store *s, const struct chunk_id *id, const void *data, size_t size,
+		    uint64_t *ret_stored_bytes)
+{
+	_cleanup_free_ void *file = NULL;
+	char path[CHUNK_RELPATH_MAX];
+	size_t file_size;
+	int r;
+
+	if (!s || !id || !data || size == 0 || size > CHUNK_SIZE_BYTES)
+		return -EINVAL;
+	/* full-size all-zero chunks are implied, never written (docs/FORMAT.md) */
+	if (size == CHUNK_SIZE_BYTES && chunk_id_is_zero(id, size)) {
+		if (!memeqzero(data, size))
+			return -EBADMSG; /* caller's ID does not match its data */
+		return 0;
+	}
+
+	chunk_relpath(id, path);
+	if (faccessat(s->dir_fd, path, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+		return 0; /* dedup hit */
+	if (errno != ENOENT)
+		return -errno;
+
+	r = chunk_encode(data, size, CHUNK_LEVEL_DEFAULT, &file, &file_size);
+	if (r < 0)
+		return r;
+
+	/* chunks/abcd/: created on first use; a racing creator is fine */
+	path[sizeof(STORE_CHUNKS_DIR) + 4] = 0;
+	if (mkdirat(s->dir_fd, path, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	path[sizeof(STORE_CHUNKS_DIR) + 4] = '/';
+
+	r = write_file_atomic_noreplace(s->dir_fd, path, file, file_size);
+	if (r == -EEXIST)
+		return 0; /* an identical writer won the race */
+	if (r < 0)
+		return r;
+	if (ret_stored_bytes)
+		*ret_stored_bytes = file_size;
+	return 1;
+}
+
+int store_get_chunk(struct store *s, const struct chunk_id *id, void *buf, size_t size)
+{
+	_cleanup_free_ uint8_t *file = NULL;
+	char path[CHUNK_RELPATH_MAX];
+	size_t file_size;
+	int r;
+
+	if (!s || !id || !buf || size == 0 || size > CHUNK_SIZE_BYTES)
+		return -EINVAL;
+	if (size == CHUNK_SIZE_BYTES && chunk_id_is_zero(id, size)) {
+		memset(buf, 0, size);
+		return 0;
+	}
+	chunk_relpath(id, path);
+	r = read_bounded_at(s->dir_fd, path, CHUNK_FILE_BYTES_MAX, &file, &file_size);
+	if (r < 0)
+		return r;
+	return chunk_decode(file, file_size, id, buf, size);
+}
+
+int store_chunk_stored_bytes(struct store *s, const struct chunk_id *id, uint64_t *ret)
+{
+	char path[CHUNK_RELPATH_MAX];
+	struct stat st;
+
+	if (!s || !id)
+		return -EINVAL;
+	if (chunk_id_is_zero(id, CHUNK_SIZE_BYTES)) {
+		*ret = 0;
+		return 0;
+	}
+	chunk_relpath(id, path);
+	if (fstatat(s->dir_fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	*ret = (uint64_t) st.st_size;
+	return 0;
+}
+
+static int manifest_relpath(const char *name, char **ret)
+{
+	char *p;
+
+	if (!manifest_name_is_valid(name))
+		return -EINVAL;
+	if (asprintf(&p, STORE_IMAGES_DIR "/%s" MANIFEST_SUFFIX, name) < 0)
+		return -ENOMEM;
+	*ret = p;
+	return 0;
+}
+
+int store_put_manifest(struct store *s, const struct manifest *m)
+{
+	_cleanup_free_ char *path = NULL;
+	_cleanup_free_ void *data = NULL;
+	size_t size;
+	int r;
+
+	if (!s || !m)
+		return -EINVAL;
+	r = manifest_relpath(m->name, &path);
+	if (r < 0)
+		return r;
+	r = manifest_encode(m, &data, &size);
+	if (r < 0)
+		return r;
+	r = mkdir_p_at(s->dir_fd, STORE_IMAGES_DIR, 0755);
+	if (r < 0)
+		return r;
+	return write_file_atomic_noreplace(s->dir_fd, path, data, size);
+}
+
+int store_get_manifest(struct store *s, const char *name, struct manifest **ret)
+{
+	_cleanup_free_ char *path = NULL;
+	_cleanup_free_ uint8_t *data = NULL;
+	struct manifest *m;
+	size_t size;
+	int r;
+
+	if (!s || !name)
+		return -EINVAL;
+	r = manifest_relpath(name, &path);
+	if (r < 0)
+		return r;
+	r = read_bounded_at(s->dir_fd, path, MANIFEST_BYTES_MAX, &data, &size);
+	if (r < 0)
+		return r;
+	r = manifest_decode(data, size, &m);
+	if (r < 0)
+		return r;
+	if (strcmp(m->name, name) != 0) {
+		/* a renamed file: the name inside is the one that was checksummed */
+		manifest_free(m);
+		return -EBADMSG;
+	}
+	*ret = m;
+	return 0;
+}
+
+static int cmp_strp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+int store_list_manifests(struct store *s, char ***ret)
+{
+	_cleanup_strv_free_ char **names = NULL;
+	_cleanup_close_ int fd = -EBADF;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	DIR *d;
+	int r = 0;
+
+	if (!s)
+		return -EINVAL;
+	names = calloc(1, sizeof(char *));
+	if (!names)
+		return -ENOMEM;
+	fd = openat(s->dir_fd, STORE_IMAGES_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno != ENOENT)
+			return -errno;
+		*ret = TAKE_PTR(names);
+		return 0;
+	}
+	d = fdopendir(fd);
+	if (!d)
+		return -errno;
+	TAKE_FD(fd);
+
+	for (;;) {
+		size_t len;
+		char *name;
+
+		errno = 0;
+		de = readdir(d);
+		if (!de) {
+			r = errno ? -errno : 0;
+			break;
+		}
+		/* "<name>.manifest" only; temporaries are "<name>.manifest.tmp.<hex>" */
+		len = strlen(de->d_name);
+		if (len <= strlen(MANIFEST_SUFFIX) ||
+		    strcmp(de->d_name + len - strlen(MANIFEST_SUFFIX), MANIFEST_SUFFIX) != 0)
+			continue;
+		name = strndup(de->d_name, len - strlen(MANIFEST_SUFFIX));
+		if (!name) {
+			r = -ENOMEM;
+			break;
+		}
+		if (!manifest_name_is_valid(name)) {
+			free(name);
+			continue;
+		}
+		if (n + 2 > cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			char **nn = realloc(names, ncap * sizeof(char *));
+			if (!nn) {
+				free(name);
+				r = -ENOMEM;
+				break;
+			}
+			names = nn, cap = ncap;
+		}
+		names[n++] = name;
+		names[n] = NULL;
+	}
+	closedir(d);
+	if (r < 0)
+		return r;
+	qsort(names, n, sizeof(char *), cmp_strp);
+	*ret = TAKE_PTR(names);
+	return 0;
+}
