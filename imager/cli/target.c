@@ -66,7 +66,9 @@ int cli_target_inspect(const char *path, const struct manifest_disk *md, uint64_
 	if (d->is_file) {
 		ret->logical_sector_bytes = md->logical_sector_bytes;
 		ret->file_created = d->size_bytes == 0;
-		ret->size_bytes = file_size_bytes ? file_size_bytes : MAX(d->size_bytes, md->size_bytes);
+		/* an existing image file is a disk of its own size; a new one gets the image's */
+		ret->size_bytes = file_size_bytes ? file_size_bytes
+				  : d->size_bytes ? d->size_bytes : md->size_bytes;
 		return 0;
 	}
 	ret->size_bytes = d->size_bytes;

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include <libsmartcols/libsmartcols.h>
 
@@ -582,14 +583,16 @@ static char *usage_text(const struct fs_report *f)
 	return strdup("-");
 }
 
+/* "48.8 MiB (11%)" of the file system's size, or "-" */
 static char *space_text(const struct fs_report *f)
 {
-	char used[FORMAT_BYTES_MAX], total[FORMAT_BYTES_MAX], *s = NULL;
+	char used[FORMAT_BYTES_MAX], *s = NULL;
+	uint64_t total = f->fs_used_bytes + f->fs_free_bytes;
 
 	if (!f->have_space)
 		return strdup("-");
-	if (asprintf(&s, "%s/%s", format_bytes(used, sizeof(used), f->fs_used_bytes),
-		     format_bytes(total, sizeof(total), f->fs_used_bytes + f->fs_free_bytes)) < 0)
+	if (asprintf(&s, "%s (%u%%)", format_bytes(used, sizeof(used), f->fs_used_bytes),
+		     total ? (unsigned) ((f->fs_used_bytes * 100 + total / 2) / total) : 0) < 0)
 		return NULL;
 	return s;
 }
@@ -622,74 +625,100 @@ static int set_cell_take(struct libscols_line *ln, size_t col, char *s)
 	return scols_line_refer_data(ln, col, s) < 0 ? (free(s), -ENOMEM) : 0;
 }
 
-static int print_partitions(const struct disk_report *d)
+static int set_cell_u64(struct libscols_line *ln, size_t col, uint64_t v)
 {
-	static const char *const short_cols[] = { ">NR", ">START", ">SIZE", "TYPE", "FSTYPE",
-						  "LABEL", ">USED", "MOUNTPOINTS", NULL };
-	static const char *const long_cols[] = { ">NR", ">START", ">SIZE", "TYPE", "NAME",
-						 "PARTUUID", "FLAGS", "FSTYPE", "LABEL", "UUID",
-						 ">USED", "STATE", "MOUNTPOINTS", NULL };
-	_cleanup_(scols_unref_tablep) struct libscols_table *tb = scols_new_table();
-	_cleanup_free_ char *out = NULL;
-	int r;
+	char *s = NULL;
 
-	if (!tb)
+	if (asprintf(&s, "%" PRIu64, v) < 0)
 		return -ENOMEM;
-	scols_table_enable_ascii(tb, !streq_ptr(nl_langinfo(CODESET), "UTF-8"));
-	r = add_columns(tb, arg_long ? long_cols : short_cols);
-	if (r < 0)
-		return r;
+	return set_cell_take(ln, col, s);
+}
 
-	for (size_t i = 0; i < d->n_parts; i++) {
-		const struct ptable_entry *e = d->parts[i].e;
-		const struct fs_report *f = &d->parts[i].fs;
-		struct libscols_line *ln = scols_table_new_line(tb, NULL);
-		char buf[FORMAT_BYTES_MAX], *s = NULL;
-		size_t c = 0;
+/* Prints @tb indented under the disk's header. */
+static int print_indented(struct libscols_table *tb)
+{
+	_cleanup_free_ char *out = NULL;
 
-		if (!ln)
-			return -ENOMEM;
-		if (asprintf(&s, "%u", e->partno) < 0 || (r = set_cell_take(ln, c++, s)) < 0)
-			return -ENOMEM;
-		if (arg_long) {
-			if (asprintf(&s, "%" PRIu64, e->start_bytes) < 0 ||
-			    (r = set_cell_take(ln, c++, s)) < 0)
-				return -ENOMEM;
-		} else if ((r = set_cell(ln, c++, format_bytes(buf, sizeof(buf), e->start_bytes))) < 0)
-			return r;
-		if ((r = set_cell(ln, c++, format_bytes(buf, sizeof(buf), e->size_bytes))) < 0)
-			return r;
-		if ((r = set_cell(ln, c++, e->type_name ? e->type_name : e->type)) < 0)
-			return r;
-		if (arg_long) {
-			const char *flags = e->bootable ? (d->pt->label == PTABLE_DOS ? "active" :
-										       "legacy_boot") :
-							  NULL;
-			if ((r = set_cell(ln, c++, e->name)) < 0 || (r = set_cell(ln, c++, e->uuid)) < 0 ||
-			    (r = set_cell(ln, c++, flags)) < 0)
-				return r;
-		}
-		if ((r = set_cell(ln, c++, f->probe.type)) < 0 ||
-		    (r = set_cell(ln, c++, f->probe.label)) < 0)
-			return r;
-		if (arg_long && (r = set_cell(ln, c++, f->probe.uuid)) < 0)
-			return r;
-		if ((r = set_cell_take(ln, c++, space_text(f))) < 0)
-			return r;
-		if (arg_long && (r = set_cell(ln, c++, f->fs_clean < 0 ? NULL :
-							   f->fs_clean ? "clean" : "dirty")) < 0)
-			return r;
-		if ((r = set_cell_take(ln, c++, usage_text(f))) < 0)
-			return r;
-	}
 	if (scols_print_table_to_string(tb, &out) < 0)
 		return -ENOMEM;
-	/* indent under the disk's header */
 	for (char *line = out, *nl; line && *line; line = nl ? nl + 1 : NULL) {
 		nl = strchr(line, '\n');
 		printf("    %.*s\n", nl ? (int) (nl - line) : (int) strlen(line), line);
 	}
 	return 0;
+}
+
+static struct libscols_table *new_table(const char *const *columns)
+{
+	struct libscols_table *tb = scols_new_table();
+
+	if (!tb)
+		return NULL;
+	scols_table_enable_ascii(tb, !streq_ptr(nl_langinfo(CODESET), "UTF-8"));
+	if (add_columns(tb, columns) < 0)
+		return scols_unref_table(tb), NULL;
+	return tb;
+}
+
+/* What an operator needs at a glance: where, how big, what, how full, used by whom. */
+static int print_partitions(const struct disk_report *d)
+{
+	static const char *const cols[] = { ">NR", ">START", ">SIZE", "TYPE", "FSTYPE", "LABEL",
+					    ">USED", "MOUNTPOINTS", NULL };
+	_cleanup_(scols_unref_tablep) struct libscols_table *tb = new_table(cols);
+	char buf[FORMAT_BYTES_MAX];
+	int r = 0;
+
+	if (!tb)
+		return -ENOMEM;
+	for (size_t i = 0; i < d->n_parts; i++) {
+		const struct ptable_entry *e = d->parts[i].e;
+		const struct fs_report *f = &d->parts[i].fs;
+		struct libscols_line *ln = scols_table_new_line(tb, NULL);
+
+		if (!ln)
+			return -ENOMEM;
+		if ((r = set_cell_u64(ln, 0, e->partno)) < 0 ||
+		    (r = set_cell(ln, 1, format_bytes(buf, sizeof(buf), e->start_bytes))) < 0 ||
+		    (r = set_cell(ln, 2, format_bytes(buf, sizeof(buf), e->size_bytes))) < 0 ||
+		    (r = set_cell(ln, 3, e->type_name ? e->type_name : e->type)) < 0 ||
+		    (r = set_cell(ln, 4, f->probe.type)) < 0 || (r = set_cell(ln, 5, f->probe.label)) < 0 ||
+		    (r = set_cell_take(ln, 6, space_text(f))) < 0 ||
+		    (r = set_cell_take(ln, 7, usage_text(f))) < 0)
+			return r;
+	}
+	return print_indented(tb);
+}
+
+/* --long: exact offsets and every identity, one more table. */
+static int print_partition_ids(const struct disk_report *d)
+{
+	static const char *const cols[] = { ">NR", ">START-BYTES", ">SIZE-BYTES", "NAME",
+					    "PARTUUID", "UUID", "FLAGS", "STATE", NULL };
+	_cleanup_(scols_unref_tablep) struct libscols_table *tb = new_table(cols);
+	int r = 0;
+
+	if (!tb)
+		return -ENOMEM;
+	for (size_t i = 0; i < d->n_parts; i++) {
+		const struct ptable_entry *e = d->parts[i].e;
+		const struct fs_report *f = &d->parts[i].fs;
+		struct libscols_line *ln = scols_table_new_line(tb, NULL);
+		const char *flags = !e->bootable ? NULL :
+				    d->pt->label == PTABLE_DOS ? "active" : "legacy_boot";
+
+		if (!ln)
+			return -ENOMEM;
+		if ((r = set_cell_u64(ln, 0, e->partno)) < 0 ||
+		    (r = set_cell_u64(ln, 1, e->start_bytes)) < 0 ||
+		    (r = set_cell_u64(ln, 2, e->size_bytes)) < 0 || (r = set_cell(ln, 3, e->name)) < 0 ||
+		    (r = set_cell(ln, 4, e->uuid)) < 0 || (r = set_cell(ln, 5, f->probe.uuid)) < 0 ||
+		    (r = set_cell(ln, 6, flags)) < 0 ||
+		    (r = set_cell(ln, 7, f->fs_clean < 0 ? NULL : f->fs_clean ? "clean" : "dirty")) < 0)
+			return r;
+	}
+	printf("\n");
+	return print_indented(tb);
 }
 
 static void print_disk_header(const struct disk_report *d)
@@ -813,6 +842,8 @@ static int print_text(struct disk_report **l, size_t n)
 		print_disk_details(l[i]);
 		if (l[i]->n_parts > 0) {
 			r = print_partitions(l[i]);
+			if (r >= 0 && arg_long)
+				r = print_partition_ids(l[i]);
 			if (r < 0)
 				return log_error_errno(r, "Failed to format the partition table: %m");
 		}
@@ -884,9 +915,17 @@ static int open_one(const char *path, struct blkdev **ret)
 	case -EMEDIUMTYPE:
 		return log_error_errno(r, "'%s' is not a disk image (no partition table or file "
 				       "system, or not a whole number of sectors).", path);
-	case -ENOTBLK:
-		return log_error_errno(r, "'%s' is not a disk: a partition, character device or "
-				       "other non-disk node.", path);
+	case -ENOTBLK: {
+		struct stat st;
+
+		if (stat(path, &st) == 0 && S_ISBLK(st.st_mode))
+			return log_error_errno(r, "'%s' is a partition, not a whole disk.", path);
+		if (stat(path, &st) == 0 && S_ISCHR(st.st_mode))
+			return log_error_errno(r, "'%s' is a character device, not a disk.", path);
+		if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+			return log_error_errno(r, "'%s' is a directory, not a disk.", path);
+		return log_error_errno(r, "'%s' is not a disk.", path);
+	}
 	case -ENODEV:
 		return log_error_errno(r, "'%s' has no medium (an unattached loop device or an "
 				       "empty drive).", path);

@@ -22,28 +22,6 @@ DEFINE_CLEANUP(struct ptable *, ptable_free)
 DEFINE_CLEANUP(struct extfs *, extfs_free)
 DEFINE_CLEANUP(struct fatfs *, fatfs_free)
 
-static const char *const capture_method_name[_CAPTURE_METHOD_MAX] = {
-	[CAPTURE_NONE] = "none",
-	[CAPTURE_EXT_USED] = "ext-used-blocks",
-	[CAPTURE_FAT_USED] = "fat-used-clusters",
-	[CAPTURE_SWAP_HEADER] = "swap-header",
-	[CAPTURE_BIOS_BOOT] = "bios-boot-raw",
-	[CAPTURE_RAW] = "raw",
-};
-
-const char *capture_method_to_string(enum capture_method m)
-{
-	return m >= 0 && m < _CAPTURE_METHOD_MAX ? capture_method_name[m] : NULL;
-}
-
-enum capture_method capture_method_from_string(const char *s)
-{
-	for (int i = 0; s && i < _CAPTURE_METHOD_MAX; i++)
-		if (strcmp(s, capture_method_name[i]) == 0)
-			return i;
-	return _CAPTURE_METHOD_INVALID;
-}
-
 struct add_ctx {
 	struct extent_list *l;
 	uint64_t base_bytes, limit_bytes;

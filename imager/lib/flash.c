@@ -421,20 +421,23 @@ static uint64_t boot_area_end(const struct manifest_disk *md)
 	return first;
 }
 
-/* Writes what libfdisk rendered: every data region but sector 0, from the end down; then sector 0. */
-static int write_ptable(int fd, const struct manifest_disk *md, const struct ptable *pt,
-			uint64_t target_size_bytes)
+/*
+ * Writes what libfdisk rendered into the memfd. tmpfs reports data regions
+ * by page, so a region may hold zero sectors that libfdisk never wrote:
+ * those are written only inside the GPT's own areas (where zero entries are
+ * part of the table); elsewhere only non-zero sectors (MBR, EBRs) are.
+ * Sector 0 is left for write_sector0().
+ */
+static int write_ptable(int fd, const struct manifest_disk *md, int mfd, uint64_t target_size_bytes)
 {
-	_cleanup_close_ int mfd = -EBADF;
 	_cleanup_free_ uint8_t *buf = NULL;
+	uint64_t ss = md->logical_sector_bytes;
+	uint64_t gpt_head_end = is_gpt(md) ? md->first_usable_bytes : 0;
+	uint64_t gpt_tail_start = is_gpt(md) ? target_size_bytes - gpt_area_bytes(md) : UINT64_MAX;
 	struct region { uint64_t off, len; } regions[64];
 	size_t n = 0;
-	uint64_t ss = md->logical_sector_bytes;
 	int r;
 
-	r = ptable_render(pt, target_size_bytes, md->logical_sector_bytes, &mfd);
-	if (r < 0)
-		return r;
 	for (off_t pos = 0;;) {
 		off_t data = lseek(mfd, pos, SEEK_DATA), hole;
 		if (data < 0)
@@ -447,36 +450,40 @@ static int write_ptable(int fd, const struct manifest_disk *md, const struct pta
 		regions[n++] = (struct region){ (uint64_t) data, (uint64_t) (hole - data) };
 		pos = hole;
 	}
-	for (size_t i = n; i-- > 0;) {
-		uint64_t off = regions[i].off, len = regions[i].len;
-		if (off == 0) {
-			off = ss;
-			if (len <= ss)
-				continue;
-			len -= ss;
-		}
-		free(buf);
-		buf = malloc(len);
-		if (!buf)
-			return -ENOMEM;
-		r = pread_all(mfd, buf, len, off);
-		if (r >= 0)
-			r = pwrite_all(fd, buf, len, off);
-		if (r < 0)
-			return r;
-	}
-	if (fsync(fd) < 0)
-		return -errno;
-	/* sector 0 last: the table's signature and the boot code together */
-	free(buf);
-	buf = calloc(1, ss);
+	buf = malloc(ss);
 	if (!buf)
 		return -ENOMEM;
-	r = pread_all(mfd, buf, ss, 0);
+	/* from the end down: the backup GPT before the primary */
+	for (size_t i = n; i-- > 0;)
+		for (uint64_t off = regions[i].off + regions[i].len; off > regions[i].off;) {
+			off -= ss;
+			if (off == 0)
+				continue;
+			r = pread_all(mfd, buf, ss, off);
+			if (r < 0)
+				return r;
+			if (!(off < gpt_head_end || off >= gpt_tail_start) && memeqzero(buf, ss))
+				continue;
+			r = pwrite_all(fd, buf, ss, off);
+			if (r < 0)
+				return r;
+		}
+	return fsync(fd) < 0 ? -errno : 0;
+}
+
+/* Sector 0 last: the table's signature and the boot code together. */
+static int write_sector0(int fd, const struct manifest_disk *md, int mfd)
+{
+	_cleanup_free_ uint8_t *buf = calloc(1, md->logical_sector_bytes);
+	int r;
+
+	if (!buf)
+		return -ENOMEM;
+	r = pread_all(mfd, buf, md->logical_sector_bytes, 0);
 	if (r < 0)
 		return r;
 	memcpy(buf, md->boot_code, MANIFEST_BOOT_CODE_BYTES);
-	return pwrite_all(fd, buf, ss, 0);
+	return pwrite_all(fd, buf, md->logical_sector_bytes, 0);
 }
 
 /* Step 1: make the old table invalid and wipe old signatures the new data will not cover. */
@@ -532,6 +539,7 @@ int flash_disk(int fd, uint64_t target_size_bytes, const struct manifest_disk *m
 	_cleanup_(ptable_freep) struct ptable *pt = NULL;
 	_cleanup_close_ int direct_fd = -EBADF;
 	_cleanup_free_ uint8_t *boot_area = NULL;
+	_cleanup_close_ int mfd = -EBADF;
 	unsigned n_workers = cpus_online(), n_slots = 2 * n_workers + 2;
 	struct fl_item *items = NULL;
 	struct stat st;
@@ -587,7 +595,18 @@ int flash_disk(int fd, uint64_t target_size_bytes, const struct manifest_disk *m
 		return r;
 	report(&c, md->used_bytes, true);
 
-	/* step 3: the post-MBR gap, only the bytes that are extents */
+	/* step 3: the partition table but sector 0 (backup GPT first), then the post-MBR gap */
+	if (has_table(md)) {
+		r = ptable_render(pt, target_size_bytes, md->logical_sector_bytes, &mfd);
+		if (r >= 0)
+			r = write_ptable(fd, md, mfd, target_size_bytes);
+		if (r < 0) {
+			if (ret_reason)
+				(void) asprintf(ret_reason, "cannot write the partition table: %s",
+						strerror(-r));
+			return r;
+		}
+	}
 	for (size_t i = 0; i < md->n_extents && md->extents[i].offset_bytes < c.boot_area_end; i++) {
 		uint64_t a = md->extents[i].offset_bytes;
 		uint64_t b = MIN(a + md->extents[i].size_bytes, c.boot_area_end);
@@ -598,15 +617,11 @@ int flash_disk(int fd, uint64_t target_size_bytes, const struct manifest_disk *m
 	if (fsync(fd) < 0)
 		return -errno;
 
-	/* step 4: the partition table, sector 0 last */
+	/* step 4: sector 0, last */
 	if (has_table(md)) {
-		r = write_ptable(fd, md, pt, target_size_bytes);
-		if (r < 0) {
-			if (ret_reason)
-				(void) asprintf(ret_reason, "cannot write the partition table: %s",
-						strerror(-r));
+		r = write_sector0(fd, md, mfd);
+		if (r < 0)
 			return r;
-		}
 	}
 	if (fsync(fd) < 0)
 		return -errno;

@@ -278,8 +278,7 @@ static bool range_inside(uint64_t start, uint64_t size, uint64_t limit)
 
 static int validate_disk(const struct manifest_disk *d, size_t idx)
 {
-	uint64_t prev_end = 0, sum = 0, last_idx = UINT64_MAX;
-	size_t j = 0;
+	uint64_t prev_end = 0, sum = 0;
 
 	if (d->size_bytes == 0)
 		return INVALID("disk %zu has size 0", idx);
@@ -349,24 +348,23 @@ static int validate_disk(const struct manifest_disk *d, size_t idx)
 			return INVALID("disk %zu chunks not sorted", idx);
 	}
 
-	/* The chunk list must be exactly the set of chunks the extents touch. */
-	for (size_t i = 0; i < d->n_extents; i++) {
-		const struct manifest_extent *e = &d->extents[i];
-		uint64_t first = e->offset_bytes / CHUNK_SIZE_BYTES;
-		uint64_t last = (e->offset_bytes + e->size_bytes - 1) / CHUNK_SIZE_BYTES;
+	/*
+	 * Every chunk holds part of an extent. Extents may touch chunk positions
+	 * that are not listed: those were all zero and are written as zeros.
+	 * So that one disk has one chunk list (and one content digest), an
+	 * all-zero chunk must not be listed.
+	 */
+	for (size_t i = 0, k = 0; k < d->n_chunks; k++) {
+		const struct manifest_chunk *c = &d->chunks[k];
 
-		for (uint64_t k = first; k <= last; k++) {
-			if (k == last_idx)
-				continue;
-			if (j >= d->n_chunks || d->chunks[j].offset_bytes / CHUNK_SIZE_BYTES != k)
-				return INVALID("disk %zu extent %zu not covered by chunk %llu", idx, i,
-					       (unsigned long long) k);
-			j++;
-			last_idx = k;
-		}
+		while (i < d->n_extents &&
+		       d->extents[i].offset_bytes + d->extents[i].size_bytes <= c->offset_bytes)
+			i++;
+		if (i >= d->n_extents || d->extents[i].offset_bytes >= c->offset_bytes + c->size_bytes)
+			return INVALID("disk %zu chunk %zu holds no extent", idx, k);
+		if (chunk_id_is_zero(&c->id, c->size_bytes))
+			return INVALID("disk %zu chunk %zu is all zero: it must not be listed", idx, k);
 	}
-	if (j != d->n_chunks)
-		return INVALID("disk %zu chunk %zu holds no extent", idx, j);
 	return 0;
 }
 

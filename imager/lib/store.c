@@ -280,7 +280,11 @@ int store_put_chunk(struct store *s, const struct chunk_id *id, const void *data
 
 	/* chunks/abcd/: created on first use; a racing creator is fine */
 	path[sizeof(STORE_CHUNKS_DIR) + 4] = 0;
-	if (mkdirat(s->dir_fd, path, 0755) < 0 && errno != EEXIST)
+	if (mkdirat(s->dir_fd, path, 0755) >= 0) {
+		r = fsync_parent_at(s->dir_fd, path); /* make the new directory durable */
+		if (r < 0)
+			return r;
+	} else if (errno != EEXIST)
 		return -errno;
 	path[sizeof(STORE_CHUNKS_DIR) + 4] = '/';
 

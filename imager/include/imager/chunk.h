@@ -27,8 +27,8 @@ int chunk_id_from_string(const char *s, struct chunk_id *ret);
 /* True if all @size bytes are zero (fast, word-wise). */
 bool memeqzero(const void *data, size_t size);
 /*
- * True if @id is the ID of @size zero bytes. Manifests list all-zero chunks
- * like any other; the store never writes a file for one (docs/FORMAT.md).
+ * True if @id is the ID of @size zero bytes. Manifests never list all-zero
+ * chunks, and the store never writes a file for one (docs/FORMAT.md).
  */
 bool chunk_id_is_zero(const struct chunk_id *id, size_t size);
 

@@ -12,10 +12,12 @@
  *      wiped;
  *   2. data extents are written at their offsets, each chunk verified against
  *      its ID just before (zero chunks are zeroed, or skipped on a fresh file);
- *   3. the post-MBR gap (everything before the first partition);
- *   4. the partition table: the backup GPT at the true end first, then the
- *      primary, then sector 0 with the boot code;
- *   5. fsync, and the kernel re-reads the table.
+ *   3. the partition table but sector 0: the backup GPT at the true end
+ *      first, then the primary; then the post-MBR gap (everything before
+ *      the first partition);
+ *   4. sector 0 (table signature and boot code) last;
+ *   5. fsync, the kernel re-reads the table, read-back verification, and
+ *      --grow's resize2fs (after verification: it changes the data).
  */
 
 #include <stdbool.h>

@@ -102,9 +102,10 @@ struct manifest_disk {
 	struct manifest_extent *extents;
 	size_t n_extents;
 	/*
-	 * Exactly the chunks that some extent touches, sorted by offset; a chunk
-	 * holds the extents inside it. All-zero chunks are listed like any other
-	 * (chunk_id_is_zero()); the store keeps no file for them.
+	 * The non-zero chunks that extents touch, sorted by offset; a chunk holds
+	 * the extents inside it, with holes zeroed. A chunk position an extent
+	 * touches but that is not listed was all zero: flash writes zeros there.
+	 * Every listed chunk holds part of an extent and is not all zero.
 	 */
 	struct manifest_chunk *chunks;
 	size_t n_chunks;
