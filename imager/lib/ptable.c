@@ -823,7 +823,14 @@ int ptable_regions(int fd, uint32_t sector_bytes, struct ptable_region **ret, si
 			v = w;
 			allocated = m;
 		}
-		v[n++] = (struct ptable_region){ offset, size };
+		/* libfdisk writes whole sectors; it reports the struct sizes */
+		if (offset > UINT64_MAX - size - sector_bytes)
+			return -EOVERFLOW;
+		v[n++] = (struct ptable_region){
+			ALIGN_DOWN(offset, (uint64_t) sector_bytes),
+			ALIGN_UP(offset + size, (uint64_t) sector_bytes) -
+				ALIGN_DOWN(offset, (uint64_t) sector_bytes),
+		};
 	}
 	if (n > 1)
 		qsort(v, n, sizeof(*v), region_cmp);

@@ -46,6 +46,7 @@ say() { printf '# %s\n' "$*"; }
 
 test_cleanup() {
 	local pid m dev
+	[ -f "$TRASH/.pids" ] || return 0
 	while read -r pid; do
 		[ -n "$pid" ] || continue
 		kill "$pid" 2>/dev/null && { sleep 0.2; kill -9 "$pid" 2>/dev/null; }

@@ -80,7 +80,7 @@ struct ptable_region {
 /*
  * The exact byte ranges that the partition table on @fd occupies (MBR or
  * protective MBR, GPT headers and entry arrays, both copies, dos EBRs), in
- * increasing order, sector-exact. Use it on a ptable_render() memfd: its
+ * increasing order, whole sectors. Use it on a ptable_render() memfd: its
  * SEEK_DATA regions are page-granular (tmpfs), so with 512-byte sectors they
  * can include zero sectors that belong to neighbouring partitions; copying
  * only these ranges never touches partition data. Returns 0 (n may be 0 for
