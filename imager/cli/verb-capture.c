@@ -22,6 +22,7 @@
 #include "imager/ptable.h"
 #include "imager/store.h"
 #include "output.h"
+#include "report.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 #include "util/strutil.h"
@@ -33,7 +34,7 @@ DEFINE_CLEANUP(struct ptable *, ptable_free)
 
 #define DISKS_MAX 16
 
-static const char *arg_store, *arg_image, *arg_description;
+static const char *arg_store, *arg_image, *arg_description, *arg_report;
 static char *arg_labels[MANIFEST_LABELS_MAX + 1];
 static size_t arg_n_labels;
 static bool arg_allow_dirty, arg_freeze;
@@ -49,13 +50,14 @@ static void help(void)
 	       "     --label KEY=VALUE  may be repeated\n"
 	       "     --allow-dirty      capture ext file systems that were not cleanly unmounted\n"
 	       "     --freeze           freeze mounted ext4 file systems (FIFREEZE) while reading\n"
-	       "     --progress=MODE    auto, tty, json or none\n",
+	       "     --progress=MODE    auto, tty, json or none\n"
+	       "     --report FILE      write a JSON report of the run (also on failure)\n",
 	       IMAGER_STORE_DEFAULT);
 }
 
 static int parse_argv(int argc, char *argv[])
 {
-	enum { ARG_DESCRIPTION = 0x100, ARG_LABEL, ARG_ALLOW_DIRTY, ARG_FREEZE, ARG_PROGRESS };
+	enum { ARG_DESCRIPTION = 0x100, ARG_LABEL, ARG_ALLOW_DIRTY, ARG_FREEZE, ARG_PROGRESS, ARG_REPORT };
 	static const struct option options[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "store", required_argument, NULL, 's' },
@@ -65,6 +67,7 @@ static int parse_argv(int argc, char *argv[])
 		{ "allow-dirty", no_argument, NULL, ARG_ALLOW_DIRTY },
 		{ "freeze", no_argument, NULL, ARG_FREEZE },
 		{ "progress", required_argument, NULL, ARG_PROGRESS },
+		{ "report", required_argument, NULL, ARG_REPORT },
 		{}
 	};
 	int c;
@@ -100,6 +103,9 @@ static int parse_argv(int argc, char *argv[])
 			arg_progress = progress_mode_from_string(optarg);
 			if ((int) arg_progress < 0)
 				return usage_error("capture", "unknown --progress mode '%s'", optarg);
+			break;
+		case ARG_REPORT:
+			arg_report = optarg;
 			break;
 		default:
 			return usage_error("capture", "bad option");
@@ -217,22 +223,15 @@ static void summary(const struct manifest *m, const struct capture_stats *st)
 	       format_bytes(rate, sizeof(rate), (uint64_t) r));
 }
 
-int verb_capture(int argc, char *argv[])
+static int capture(int argc, char *argv[], const char *store_path, struct report *rep)
 {
 	_cleanup_(store_freep) struct store *store = NULL;
 	_cleanup_(manifest_freep) struct manifest *m = NULL;
 	struct frozen frozen = {};
 	struct capture_stats stats = {};
 	struct host_identity host = {};
-	const char *store_path;
-	size_t n_disks;
+	size_t n_disks = (size_t) (argc - optind);
 	int r;
-
-	r = parse_argv(argc, argv);
-	if (r <= 0)
-		return r;
-	n_disks = (size_t) (argc - optind);
-	store_path = cli_store_path(arg_store);
 
 	r = store_open(store_path, true, &store);
 	if (r < 0)
@@ -277,6 +276,8 @@ int verb_capture(int argc, char *argv[])
 		_cleanup_free_ char *reason = NULL;
 		_cleanup_close_ int fd = -EBADF;
 		struct manifest_disk *md = &m->disks[m->n_disks++];
+		struct report_disk *rd;
+		uint64_t stored_before = stats.new_stored_bytes;
 
 		r = blkdev_new_from_path(path, &d);
 		if (r == -ENOENT)
@@ -285,6 +286,7 @@ int verb_capture(int argc, char *argv[])
 			return log_error_errno(r, "'%s' is neither a block device nor a disk image.", path);
 		if (r < 0)
 			return log_error_errno(r, "Cannot open disk '%s': %m", path);
+		rd = report_add_disk(rep, d->node, d->model, d->serial, d->wwn, d->size_bytes);
 
 		if (!d->is_file) {
 			r = blkdev_in_use(d, &reason);
@@ -333,9 +335,14 @@ int verb_capture(int argc, char *argv[])
 			r = log_error_errno(r, "Failed to capture '%s': %m", path);
 			goto out;
 		}
+		if (rd) {
+			rd->data_bytes = md->used_bytes;
+			rd->stored_bytes = stats.new_stored_bytes - stored_before;
+		}
 	}
 
 	manifest_compute_digest(m, m->content_digest);
+	report_set_digest(rep, m->content_digest);
 	/* last: the manifest names only chunks that are already durable in the store */
 	r = store_put_manifest(store, m);
 	if (r == -EEXIST)
@@ -347,5 +354,22 @@ int verb_capture(int argc, char *argv[])
 	return 0;
 out:
 	thaw_all(&frozen);
+	return r;
+}
+
+int verb_capture(int argc, char *argv[])
+{
+	struct report rep;
+	const char *store_path;
+	int r;
+
+	r = parse_argv(argc, argv);
+	if (r <= 0)
+		return r;
+	store_path = cli_store_path(arg_store);
+	report_init(&rep, "capture", store_path, arg_image);
+	r = capture(argc, argv, store_path, &rep);
+	(void) report_write(&rep, arg_report, r);
+	report_done(&rep);
 	return r;
 }

@@ -725,7 +725,7 @@ static void print_disk_header(const struct disk_report *d)
 {
 	const struct blkdev *b = d->dev;
 	char size[FORMAT_BYTES_MAX];
-	const char *pt = !d->pt ? "partition table unreadable" :
+	const char *pt = !d->pt ? "unreadable" :
 			 d->pt->label != PTABLE_NONE ? ptable_label_to_string(d->pt->label) :
 						       "no partition table";
 
@@ -754,15 +754,20 @@ static void print_disk_details(const struct disk_report *d)
 {
 	const struct blkdev *b = d->dev;
 	const struct boot_report *bo = &d->boot;
-	char buf[128];
+	char buf[4096];
 
 	if (arg_long && !b->is_file) {
 		_cleanup_free_ char *ids = join(b->by_id, " "), *paths = join(b->by_path, " ");
 
-		print_kv("vendor:", b->vendor);
-		print_kv("wwn:", b->wwn);
-		print_kv("by-id:", ids);
-		print_kv("by-path:", paths);
+		/* what this kind of disk does not have (loop: all of them) is left out */
+		if (b->vendor)
+			print_kv("vendor:", b->vendor);
+		if (b->wwn)
+			print_kv("wwn:", b->wwn);
+		if (ids && *ids)
+			print_kv("by-id:", ids);
+		if (paths && *paths)
+			print_kv("by-path:", paths);
 		print_kv("rotational:", b->rotational ? "yes" : "no");
 	}
 	if (arg_long) {
@@ -823,7 +828,8 @@ static void print_disk_details(const struct disk_report *d)
 		}
 		if (strcmp(use, "-") != 0) {
 			k = strlen(buf);
-			snprintf(buf + k, sizeof(buf) - k, "%s%s", k ? ", " : "", use);
+			snprintf(buf + k, sizeof(buf) - k, "%s%s%s", k ? ", " : "",
+				 w->mountpoints && w->mountpoints[0] ? "mounted on " : "", use);
 		}
 		print_kv("whole disk:", buf);
 	}
@@ -841,6 +847,8 @@ static int print_text(struct disk_report **l, size_t n)
 		print_disk_header(l[i]);
 		print_disk_details(l[i]);
 		if (l[i]->n_parts > 0) {
+			if (arg_long)
+				printf("\n");
 			r = print_partitions(l[i]);
 			if (r >= 0 && arg_long)
 				r = print_partition_ids(l[i]);

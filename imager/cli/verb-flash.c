@@ -16,6 +16,7 @@
 #include "imager/flash.h"
 #include "imager/ptable.h"
 #include "output.h"
+#include "report.h"
 #include "target.h"
 #include "util/cleanup.h"
 #include "util/log.h"
@@ -27,7 +28,7 @@ DEFINE_CLEANUP(struct ptable *, ptable_free)
 
 #define TARGETS_MAX 16
 
-static const char *arg_store;
+static const char *arg_store, *arg_report;
 static bool arg_yes, arg_grow, arg_verify = true, arg_dry_run, arg_discard;
 static uint64_t arg_size_bytes;
 static enum progress_mode arg_progress = PROGRESS_AUTO;
@@ -44,13 +45,14 @@ static void help(void)
 	       "  -n --dry-run        print what would be written, write nothing\n"
 	       "     --discard        TRIM the whole target before writing\n"
 	       "     --size SIZE      size of a file target (default: the image disk's size)\n"
-	       "     --progress=MODE  auto, tty, json or none\n",
+	       "     --progress=MODE  auto, tty, json or none\n"
+	       "     --report FILE    write a JSON report of the run (also on failure)\n",
 	       IMAGER_STORE_DEFAULT);
 }
 
 static int parse_argv(int argc, char *argv[])
 {
-	enum { ARG_GROW = 0x100, ARG_NO_VERIFY, ARG_DISCARD, ARG_SIZE, ARG_PROGRESS };
+	enum { ARG_GROW = 0x100, ARG_NO_VERIFY, ARG_DISCARD, ARG_SIZE, ARG_PROGRESS, ARG_REPORT };
 	static const struct option options[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "store", required_argument, NULL, 's' },
@@ -61,6 +63,7 @@ static int parse_argv(int argc, char *argv[])
 		{ "discard", no_argument, NULL, ARG_DISCARD },
 		{ "size", required_argument, NULL, ARG_SIZE },
 		{ "progress", required_argument, NULL, ARG_PROGRESS },
+		{ "report", required_argument, NULL, ARG_REPORT },
 		{}
 	};
 	int c;
@@ -96,6 +99,9 @@ static int parse_argv(int argc, char *argv[])
 			arg_progress = progress_mode_from_string(optarg);
 			if ((int) arg_progress < 0)
 				return usage_error("flash", "unknown --progress mode '%s'", optarg);
+			break;
+		case ARG_REPORT:
+			arg_report = optarg;
 			break;
 		default:
 			return usage_error("flash", "bad option");
@@ -133,18 +139,16 @@ static void print_plan(const struct manifest_disk *md, const struct target *t, c
 	}
 }
 
-int verb_flash(int argc, char *argv[])
+static int flash(int argc, char *argv[], struct report *rep)
 {
 	_cleanup_(store_freep) struct store *store = NULL;
 	_cleanup_(manifest_freep) struct manifest *m = NULL;
 	struct target targets[TARGETS_MAX] = {};
 	size_t n_targets = 0;
+	struct report_disk *rd[TARGETS_MAX] = {};
 	const char *image;
 	int r;
 
-	r = parse_argv(argc, argv);
-	if (r <= 0)
-		return r;
 	image = argv[optind];
 	n_targets = (size_t) (argc - optind - 1);
 	for (size_t i = 0; i < TARGETS_MAX; i++)
@@ -153,6 +157,7 @@ int verb_flash(int argc, char *argv[])
 	r = cli_load_image(arg_store, image, &store, &m);
 	if (r < 0)
 		return r;
+	report_set_digest(rep, m->content_digest);
 	if (n_targets != m->n_disks) {
 		r = log_error_errno(-EINVAL, "Image '%s' has %zu disk%s, but %zu target%s given.",
 				    image, m->n_disks, m->n_disks == 1 ? "" : "s", n_targets,
@@ -172,6 +177,10 @@ int verb_flash(int argc, char *argv[])
 				goto out;
 			}
 		r = cli_target_inspect(path, md, arg_size_bytes, true, &targets[i]);
+		if (targets[i].dev)
+			rd[i] = report_add_disk(rep, targets[i].dev->node, targets[i].dev->model,
+						targets[i].dev->serial, targets[i].dev->wwn,
+						targets[i].size_bytes);
 		if (r < 0)
 			goto out;
 		r = flash_check(md, store, targets[i].size_bytes, targets[i].logical_sector_bytes,
@@ -225,6 +234,14 @@ int verb_flash(int argc, char *argv[])
 		o.fresh_file = targets[i].is_file;
 		r = flash_disk(targets[i].fd, targets[i].size_bytes, md, store, &o, &st, &reason);
 		cli_progress_end(arg_progress);
+		if (rd[i]) {
+			rd[i]->data_bytes = st.written_bytes;
+			rd[i]->verified_bytes = st.verified_bytes;
+			rd[i]->write_seconds = st.write_seconds;
+			rd[i]->verify_seconds = st.verify_seconds;
+			rd[i]->verify = !arg_verify ? "skipped" : r == -EBADMSG ? "failed"
+								     : r >= 0 ? "ok" : NULL;
+		}
 		if (r == -EBADMSG) {
 			r = log_error_errno(r, "Flashing '%s' failed verification: %s.",
 					    targets[i].dev->node,
@@ -262,5 +279,20 @@ int verb_flash(int argc, char *argv[])
 out:
 	for (size_t i = 0; i < TARGETS_MAX; i++)
 		cli_target_done(&targets[i]);
+	return r;
+}
+
+int verb_flash(int argc, char *argv[])
+{
+	struct report rep;
+	int r;
+
+	r = parse_argv(argc, argv);
+	if (r <= 0)
+		return r;
+	report_init(&rep, "flash", cli_store_path(arg_store), argv[optind]);
+	r = flash(argc, argv, &rep);
+	(void) report_write(&rep, arg_report, r);
+	report_done(&rep);
 	return r;
 }

@@ -7,6 +7,12 @@
 #include "log.h"
 
 static enum log_level max_level = LOG_LEVEL_INFO;
+static char last_error[512];
+
+const char *log_last_error(void)
+{
+	return last_error[0] ? last_error : NULL;
+}
 
 static const char *const level_name[_LOG_LEVEL_MAX] = {
 	[LOG_LEVEL_ERROR] = "error",     [LOG_LEVEL_WARNING] = "warning",
@@ -42,6 +48,12 @@ int log_internal(enum log_level level, int error, const char *file, int line, co
 
 	if (error < 0)
 		error = -error;
+	if (level == LOG_LEVEL_ERROR) {
+		errno = error;
+		va_start(ap, fmt);
+		vsnprintf(last_error, sizeof(last_error), fmt, ap);
+		va_end(ap);
+	}
 	if (level > max_level) {
 		errno = saved;
 		return -error;

@@ -25,6 +25,8 @@ enum log_level {
 
 void log_set_max_level(enum log_level level);
 enum log_level log_get_max_level(void);
+/* The text of the last error-level message (for reports), or NULL. */
+const char *log_last_error(void);
 /* Reads $IMAGER_LOG_LEVEL (error|warning|notice|info|debug) if set. */
 void log_parse_environment(void);
 
