@@ -128,6 +128,40 @@ test_expect_success 'a target too small is refused with both sizes, untouched' '
 	[ "$(head -c 4 small.img)" = keep ] && [ $(stat -c %s small.img) -eq $((64 << 20)) ]
 '
 
+test_expect_success 'a dirty ext4 is refused naming the partition and --allow-dirty; allowed with it' '
+	cp gpt.img dirty.img &&
+	off=$(part_start_bytes dirty.img 3) &&
+	debugfs -w -R "ssv state 0" "dirty.img?offset=$off" >/dev/null 2>&1 &&
+	expect_exit 4 "$IMAGER" capture dirty.img --image dirty 2>dirty.err &&
+	grep -q "partition 3" dirty.err && grep -q -- "--allow-dirty" dirty.err &&
+	! "$IMAGER" images list | grep -q dirty &&
+	"$IMAGER" capture dirty.img --image dirty --allow-dirty --progress=none &&
+	"$IMAGER" images list | grep -q dirty
+'
+
+test_expect_success 'without --yes and without a terminal, an existing target is refused untouched' '
+	make_blank_disk keep.img 256M && printf "mine" | dd of=keep.img conv=notrunc status=none &&
+	expect_exit 4 "$IMAGER" flash gpt-golden keep.img </dev/null 2>yes.err &&
+	grep -q -- "--yes" yes.err && grep -q "keep.img" yes.err &&
+	[ "$(head -c 4 keep.img)" = mine ]
+'
+
+test_expect_success '--dry-run prints the plan and writes nothing' '
+	"$IMAGER" flash gpt-golden keep.img --dry-run >plan.out &&
+	grep -q "Would write" plan.out && grep -q "Partition table: gpt" plan.out &&
+	grep -qE "^ +3 start +[0-9]+ size" plan.out &&
+	[ "$(head -c 4 keep.img)" = mine ] && [ ! -e plan-target.img ]
+'
+
+test_expect_success '--report records a failed and a successful flash as JSON' '
+	expect_exit 4 "$IMAGER" flash gpt-golden small.img --yes --report fail.json 2>/dev/null &&
+	jq -e ".action == \"flash\" and .result == \"error\" and .exit_code == 4" fail.json &&
+	jq -e ".error | test(\"too small\")" fail.json &&
+	"$IMAGER" flash gpt-golden rep.img --yes --report ok.json >/dev/null &&
+	jq -e ".result == \"ok\" and .disks[0].verify == \"ok\" and .disks[0].data_bytes > 0" ok.json &&
+	jq -e ".image.digest == \"$(jq -r .digest desc.json)\"" ok.json
+'
+
 test_expect_success 'a corrupted chunk stops the flash before it is written; no partition table' '
 	cp -a "$IMAGER_STORE" store-bad &&
 	chunk=$(find store-bad/chunks -name "*.chunk" -size +8k | sort | head -1) &&
