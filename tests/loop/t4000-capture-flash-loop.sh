@@ -44,6 +44,18 @@ test_expect_success LOOP 'a source with a mounted partition is refused' '
 	! "$IMAGER" images list | grep -q never
 '
 
+test_expect_success LOOP '--freeze captures a mounted, live ext4 consistently' '
+	make_gpt_disk live.img 256M && lv=$(loop_attach live.img) && loop_partitions "$lv" &&
+	mkdir -p lmnt && mount "${lv}p3" lmnt && register_mount "$TRASH/lmnt" &&
+	echo "written while mounted" >lmnt/live.txt && sync &&
+	"$IMAGER" capture "$lv" --image frozen --freeze --progress=none &&
+	echo "after" >lmnt/after.txt && umount lmnt && partx -d "$lv" &&
+	"$IMAGER" flash frozen frozen.img --yes &&
+	ext4_file_sums frozen.img 3 >f.sums &&
+	grep -q "  /live.txt$" f.sums && ! grep -q "  /after.txt$" f.sums &&
+	e2fsck -fn "frozen.img?offset=$(part_start_bytes frozen.img 3)"
+'
+
 test_expect_success LOOP 'stale signatures of the old layout are wiped' '
 	make_blank_disk old.img 512M && old=$(loop_attach old.img) &&
 	printf "label: dos\nstart=800000, size=100000, type=83\n" | sfdisk -q "$old" &&
