@@ -44,7 +44,7 @@ stored=$(du -sb "$IMAGER_STORE" | cut -f1)
 printf 'golden disk:   %s bytes (sparse file)\n' "$(stat -c %s golden.img)"
 printf 'used data:     %s bytes\n' "$used"
 printf 'store on disk: %s bytes (zstd, deduplicated)\n' "$stored"
-printf 'boot:          %s in %ss\n' "$booted" "${QEMU_ELAPSED:-?}"
+printf 'boot:          %s after %s ms (QEMU, TCG)\n' "$booted" "${QEMU_ELAPSED:-?}"
 [ "$booted" = yes ]
 test_cleanup
 [ -n "$TEST_KEEP_TRASH" ] || rm -rf "$TRASH"
