@@ -104,3 +104,5 @@ help:
 	@echo '  bench          benchmarks against peers (bench/README.md)'
 	@echo '  clean          remove $(O)'
 	@echo 'Variables: O=DIR (output dir), V=1 (verbose), CI=true (-Werror)'
+
+include mk/appliance.mk

@@ -40,3 +40,4 @@ int verb_capture(int argc, char *argv[]);
 int verb_flash(int argc, char *argv[]);
 int verb_verify(int argc, char *argv[]);
 int verb_images(int argc, char *argv[]);
+int verb_select(int argc, char *argv[]);

@@ -20,6 +20,7 @@ static const struct verb verbs[] = {
 	{ "flash", "Write an image onto disks, then verify it", verb_flash },
 	{ "verify", "Compare disks with an image", verb_verify },
 	{ "images", "List and describe the images of a store", verb_images },
+	{ "select", "Resolve disk hints (serial, model, size...) to disk nodes", verb_select },
 	{}
 };
 

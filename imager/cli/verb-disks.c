@@ -47,8 +47,7 @@ DEFINE_CLEANUP(struct fatfs *, fatfs_free)
 #define DOS_TYPE_ESP 0xef
 /* GRUB boot.img: 8-byte LBA of core.img's first sector (GRUB_BOOT_MACHINE_KERNEL_SECTOR) */
 #define GRUB_BOOT_KERNEL_SECTOR_OFFSET 0x5c
-/* MBR boot code ends where the disk signature starts */
-#define MBR_BOOTCODE_BYTES 440
+/* sector 0 as far as the MBR goes (boot code, signature, table); bootcode_classify reads 440 */
 #define SECTOR0_READ_BYTES 512
 
 /* Where UEFI firmware and the usual distributions put loaders on an ESP. */
@@ -107,6 +106,7 @@ struct boot_report {
 	unsigned bios_boot_partno;   /* 0: none */
 	unsigned esp_partno;         /* 0: none */
 	char **efi_loaders;
+	const char *efi_default_loader; /* what BOOTX64.EFI is: "shim", "unknown", NULL if absent */
 	bool bios, uefi;
 };
 
@@ -186,6 +186,14 @@ static int strv_append(char ***l, const char *s)
 	t[n + 1] = NULL;
 	*l = t;
 	return 0;
+}
+
+static bool strv_has(char **l, const char *s)
+{
+	for (; l && *l; l++)
+		if (strcmp(*l, s) == 0)
+			return true;
+	return false;
 }
 
 static char *errno_string(int r)
@@ -341,12 +349,21 @@ static void analyse_boot(struct disk_report *d, int fd, const uint8_t *sector0)
 
 			if (asprintf(&p, "/%s", efi_loader_paths[k]) < 0)
 				break;
-			if (fatfs_path_exists(fs, p) > 0 && strv_append(&b->efi_loaders,
-									 efi_loader_paths[k]) < 0)
+			if (fatfs_path_exists(fs, p) <= 0)
+				continue;
+			if (strv_append(&b->efi_loaders, efi_loader_paths[k]) < 0)
 				break;
-			if (k == 0 && b->efi_loaders)
+			if (streq_ptr(efi_loader_paths[k], EFI_DEFAULT_LOADER))
 				b->uefi = true;
 		}
+		/* shim boots grubx64.efi (or MokManager mmx64.efi) from its own folder: a
+		 * BOOTX64.EFI beside them is shim; without reading the file, that is all we know */
+		if (b->uefi)
+			b->efi_default_loader =
+				strv_has(b->efi_loaders, "EFI/BOOT/grubx64.efi") ||
+						strv_has(b->efi_loaders, "EFI/BOOT/mmx64.efi") ?
+					"shim" :
+					"unknown";
 	}
 }
 
@@ -502,6 +519,7 @@ static void json_disk(struct json *j, const struct disk_report *d)
 			 d->boot.bios_boot_partno);
 	json_u64_or_null(j, "esp", d->boot.esp_partno, d->boot.esp_partno);
 	json_strv(j, "efi_loaders", d->boot.efi_loaders);
+	json_string(j, "efi_default_loader", d->boot.efi_default_loader);
 	json_bool(j, "bios", d->boot.bios);
 	json_bool(j, "uefi", d->boot.uefi);
 	json_string(j, "mode", boot_mode(&d->boot));
@@ -791,7 +809,7 @@ static void print_disk_details(const struct disk_report *d)
 			 d->pt->gpt_backup_misplaced ? " but not at the end of the disk" : "");
 		print_kv("gpt:", buf);
 	}
-	if (arg_long || bo->mbr_code != BOOTCODE_NONE || bo->esp_partno) {
+	if (arg_long) {
 		_cleanup_free_ char *loaders = join(bo->efi_loaders, " ");
 
 		snprintf(buf, sizeof(buf), "mbr code %s", bootcode_to_string(bo->mbr_code));
@@ -801,7 +819,9 @@ static void print_disk_details(const struct disk_report *d)
 		snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), ": %s",
 			 bo->bios ? "bootable" : "not bootable");
 		print_kv("bios:", buf);
-		if (bo->esp_partno)
+		if (bo->esp_partno && streq_ptr(bo->efi_default_loader, "shim"))
+			snprintf(buf, sizeof(buf), "ESP partition %u: bootable (shim)", bo->esp_partno);
+		else if (bo->esp_partno)
 			snprintf(buf, sizeof(buf), "ESP partition %u: %s", bo->esp_partno,
 				 bo->uefi ? "bootable" : "no " EFI_DEFAULT_LOADER);
 		else

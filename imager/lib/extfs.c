@@ -179,69 +179,120 @@ static int count_cb(blk64_t start, blk64_t end, void *userdata)
 	return 0;
 }
 
-/* Blocks of per-group metadata: superblock and descriptor copies, bitmaps, inode table. */
-static uint64_t group_overhead_blocks(ext2_filsys fs, dgrp_t g)
+/*
+ * Blocks of per-group metadata as resize2fs counts them: bitmaps, inode
+ * table, and the superblock and descriptor copies (old-style descriptors
+ * include the reserved GDT blocks).
+ */
+static uint64_t group_overhead_blocks(ext2_filsys fs, dgrp_t g, uint64_t old_desc_blocks)
 {
-	blk_t used = 0;
+	blk64_t super = 0, old_desc = 0, new_desc = 0;
+	uint64_t o = (uint64_t) fs->inode_blocks_per_group + 2;
 
-	(void) ext2fs_super_and_bgd_loc2(fs, g, NULL, NULL, NULL, &used);
-	return (uint64_t) used + 2 + fs->inode_blocks_per_group;
+	(void) ext2fs_super_and_bgd_loc2(fs, g, &super, &old_desc, &new_desc, NULL);
+	if (g == 0 || super)
+		o++;
+	if (old_desc)
+		o += old_desc_blocks;
+	else if (new_desc)
+		o++;
+	return o;
+}
+
+static uint64_t sub_sat(uint64_t a, uint64_t b)
+{
+	return a > b ? a - b : 0;
 }
 
 /*
- * Smallest size resize2fs -M could reach, estimated: enough block groups for
- * the used inodes (inode tables never shrink per group) and for the used
- * data blocks (everything in use except per-group metadata) next to each
- * group's own metadata; the last group is cut right after its data. Like
- * resize2fs, room for the rest of a flex group's metadata and 0.2% for
- * extent tree growth are added. resize2fs' calculate_minimum_resize_size()
- * is more conservative still (it often asks for more with flex_bg), so
- * treat this as an estimate, not a promise: `resize2fs -P` has the last word.
+ * Smallest size `resize2fs -M` would shrink to, computed the way its
+ * calculate_minimum_resize_size() does (e2fsprogs 1.47): enough groups for
+ * the used inodes, then more until the data blocks fit next to each group's
+ * metadata, with a flex group's worth of metadata as slack, the last group
+ * cut after its data (at least 50 blocks), and a margin for extent tree
+ * growth. The used-block count comes from the bitmaps rather than from the
+ * group descriptors' summaries, so on a file system whose summaries are
+ * stale the result differs from resize2fs -P, as it should.
  */
-static uint64_t min_size_blocks(ext2_filsys fs, uint64_t used_blocks)
+static uint64_t min_size_blocks(ext2_filsys fs, uint64_t free_blocks)
 {
-	uint64_t bpg = fs->super->s_blocks_per_group, ipg = fs->super->s_inodes_per_group;
-	uint64_t used_inodes, meta = 0, data, avail = 0, groups, total;
-	dgrp_t n = fs->group_desc_count;
+	struct ext2_super_block *sb = fs->super;
+	uint64_t bpg = sb->s_blocks_per_group, ipg = sb->s_inodes_per_group;
+	uint64_t blocks = ext2fs_blocks_count(sb), n = fs->group_desc_count;
+	uint64_t flex = 1, used_inodes, old_desc_blocks, data_needed, capacity, last_start = 0;
+	uint64_t groups, flex_groups, need, ovh = 0, g;
+	bool has_flex = ext2fs_has_feature_flex_bg(sb) && sb->s_log_groups_per_flex < 31;
 
 	if (bpg == 0 || ipg == 0 || n == 0)
-		return ext2fs_blocks_count(fs->super);
-	used_inodes = fs->super->s_inodes_count > fs->super->s_free_inodes_count
-			      ? fs->super->s_inodes_count - fs->super->s_free_inodes_count
-			      : 0;
-	for (dgrp_t g = 0; g < n; g++)
-		meta += group_overhead_blocks(fs, g);
-	used_blocks -= MIN(used_blocks, (uint64_t) fs->super->s_first_data_block);
-	data = used_blocks > meta ? used_blocks - meta : 0;
+		return blocks;
+	if (has_flex)
+		flex = UINT64_C(1) << sb->s_log_groups_per_flex;
+	used_inodes = sub_sat(sb->s_inodes_count, sb->s_free_inodes_count);
+	old_desc_blocks = ext2fs_has_feature_meta_bg(sb)
+				  ? sb->s_first_meta_bg
+				  : (uint64_t) fs->desc_blocks + sb->s_reserved_gdt_blocks;
+
+	data_needed = sub_sat(blocks, free_blocks);
+	for (g = 0; g < n; g++)
+		data_needed = sub_sat(data_needed, group_overhead_blocks(fs, (dgrp_t) g,
+									 old_desc_blocks));
 
 	groups = MAX(DIV_ROUND_UP(used_inodes, ipg), (uint64_t) 1);
-	groups = MIN(groups, (uint64_t) n);
-	for (uint64_t g = 0; g + 1 < groups; g++)
-		avail += bpg - MIN(bpg, group_overhead_blocks(fs, (dgrp_t) g));
-	for (;;) {
-		uint64_t last_over = group_overhead_blocks(fs, (dgrp_t) (groups - 1));
-		uint64_t last_cap = bpg - MIN(bpg, last_over);
+	if (groups > n)
+		return blocks;
+	flex_groups = has_flex ? MIN(groups + flex - (groups & (flex - 1)), n) : groups;
+	capacity = groups * bpg;
+	for (g = 0; g < flex_groups; g++) {
+		uint64_t o = group_overhead_blocks(fs, (dgrp_t) g, old_desc_blocks);
+		if (g + 1 < groups)
+			last_start += sub_sat(bpg, o);
+		capacity = sub_sat(capacity, o);
+	}
+	while (data_needed > capacity) {
+		uint64_t extra = DIV_ROUND_UP(data_needed - capacity, bpg);
 
-		if (avail + last_cap >= data || groups >= n) {
-			uint64_t rest = data > avail ? data - avail : 0;
-			total = fs->super->s_first_data_block + (groups - 1) * bpg + last_over +
-				MIN(rest, last_cap);
-			break;
+		capacity += extra * bpg;
+		last_start += sub_sat(bpg, group_overhead_blocks(fs, (dgrp_t) (groups - 1),
+								 old_desc_blocks));
+		g = flex_groups;
+		groups += extra;
+		if (groups > n)
+			return blocks;
+		if (!has_flex)
+			flex_groups = groups;
+		else if (groups > flex_groups)
+			flex_groups = MIN(groups + flex - (groups & (flex - 1)), n);
+		for (; g < flex_groups; g++) {
+			uint64_t o = group_overhead_blocks(fs, (dgrp_t) g, old_desc_blocks);
+			if (g + 1 < groups)
+				last_start += sub_sat(bpg, o);
+			capacity = sub_sat(capacity, o);
 		}
-		avail += last_cap;
-		groups++;
 	}
-	/* like resize2fs: the flex group being cut keeps room for a whole
-	 * flex group's bitmaps and inode tables, and extent trees may grow */
-	if (ext2fs_has_feature_flex_bg(fs->super) && fs->super->s_log_groups_per_flex < 31) {
-		uint64_t flex = UINT64_C(1) << fs->super->s_log_groups_per_flex;
-		uint64_t extra = flex - (groups % flex);
-		if (extra < flex)
-			total += extra * (2 + (uint64_t) fs->inode_blocks_per_group);
+
+	/* the last group carries the metadata of its flex group (all of the
+	 * first one's if it is in the first flex group) */
+	g = groups - 1;
+	if (has_flex && (g & ~(flex - 1)) == 0)
+		g = 0;
+	for (; g < flex_groups; g++)
+		ovh += group_overhead_blocks(fs, (dgrp_t) g, old_desc_blocks);
+	ovh += MAX(sub_sat(data_needed, last_start), (uint64_t) 50);
+	ovh += sb->s_first_data_block;
+	if (EXT2FS_CLUSTER_RATIO(fs) > 1)
+		ovh += 2 * (uint64_t) EXT2FS_CLUSTER_RATIO(fs);
+	need = (groups - 1) * bpg + ovh;
+	need = MAX(need, (uint64_t) ext2fs_inode_table_loc(fs, (dgrp_t) (groups - 1)) +
+				 fs->inode_blocks_per_group);
+	if (need >= blocks)
+		return blocks;
+	if (ext2fs_has_feature_extents(sb)) {
+		/* worst case: every evacuated block in its own extent */
+		uint64_t per_block = fs->blocksize / sizeof(struct ext3_extent) - 1;
+		uint64_t worst = MAX(DIV_ROUND_UP(data_needed, per_block), used_inodes);
+		need += MIN((blocks - need) / 500, worst);
 	}
-	if (ext2fs_has_feature_extents(fs->super) && total < ext2fs_blocks_count(fs->super))
-		total += (ext2fs_blocks_count(fs->super) - total) / 500;
-	return MIN(total, (uint64_t) ext2fs_blocks_count(fs->super));
+	return MIN(need, blocks);
 }
 
 static void format_uuid(const uint8_t u[16], char out[37])
@@ -288,9 +339,10 @@ int extfs_get_info(struct extfs *x, struct extfs_info *ret)
 	info.clean = (sb->s_state & EXT2_VALID_FS) && !(sb->s_state & EXT2_ERROR_FS) &&
 		     !(sb->s_feature_incompat & EXT3_FEATURE_INCOMPAT_RECOVER);
 	format_uuid(sb->s_uuid, info.uuid);
-	memcpy(info.label, sb->s_volume_name, MIN(sizeof(sb->s_volume_name), sizeof(info.label) - 1));
+	memcpy(info.label, sb->s_volume_name,
+	       MIN(sizeof(sb->s_volume_name), sizeof(info.label) - 1));
 	info.label[sizeof(info.label) - 1] = 0;
-	info.min_size_bytes = min_size_blocks(x->fs, used) * info.block_bytes;
+	info.min_size_bytes = min_size_blocks(x->fs, blocks - used) * info.block_bytes;
 	*ret = info;
 	return 0;
 }
@@ -340,7 +392,8 @@ static int extent_cb(blk64_t start, blk64_t end, void *userdata)
 }
 
 int extfs_for_each_used_extent(struct extfs *x,
-			       int (*cb)(uint64_t offset_bytes, uint64_t size_bytes, void *userdata),
+			       int (*cb)(uint64_t offset_bytes, uint64_t size_bytes,
+					 void *userdata),
 			       void *userdata)
 {
 	struct extent_walk w;
@@ -358,7 +411,8 @@ int extfs_for_each_used_extent(struct extfs *x,
 	};
 	/* 1 KiB blocks: block 0 (boot sector area) precedes the bitmaps */
 	if (x->fs->super->s_first_data_block > 0) {
-		r = extent_add(&w, 0, (uint64_t) x->fs->super->s_first_data_block * x->fs->blocksize);
+		r = extent_add(&w, 0,
+			       (uint64_t) x->fs->super->s_first_data_block * x->fs->blocksize);
 		if (r < 0)
 			return r;
 	}

@@ -18,7 +18,8 @@
 #include "util/io.h"
 #include "util/log.h"
 
-#define FAT_BOOT_SECTOR_BYTES 512 /* the BPB lives in the first 512 bytes whatever the sector size */
+/* the BPB lives in the first 512 bytes whatever the sector size */
+#define FAT_BOOT_SECTOR_BYTES 512
 #define FAT_DIRENT_BYTES 32
 #define FAT_ATTR_VOLUME_ID 0x08
 #define FAT_ATTR_DIRECTORY 0x10
@@ -221,7 +222,8 @@ static int dir_iterate(struct fatfs *fs, uint32_t cluster,
 		/* a chain longer than the volume has clusters is a loop */
 		if (++steps > fs->n_clusters)
 			return -EBADMSG;
-		r = pread_all(fs->fd, buf, cluster_bytes, fs->offset_bytes + cluster_offset(fs, cluster));
+		r = pread_all(fs->fd, buf, cluster_bytes,
+			      fs->offset_bytes + cluster_offset(fs, cluster));
 		if (r < 0)
 			return r;
 		for (uint64_t i = 0; i < cluster_bytes / FAT_DIRENT_BYTES; i++) {
@@ -286,7 +288,9 @@ static int fat_parse(struct fatfs *fs, const uint8_t *b)
 	if (clusters == 0 || clusters > FAT32_CLUSTERS_MAX)
 		return -EBADMSG;
 
-	fs->fat_bits = clusters <= FAT12_CLUSTERS_MAX ? 12 : clusters <= FAT16_CLUSTERS_MAX ? 16 : 32;
+	fs->fat_bits = clusters <= FAT12_CLUSTERS_MAX   ? 12
+		       : clusters <= FAT16_CLUSTERS_MAX ? 16
+							: 32;
 	if (fs->fat_bits == 32) {
 		uint16_t ext_flags = le16(b + 40);
 
@@ -402,7 +406,8 @@ int fatfs_get_info(struct fatfs *fs, struct fatfs_info *ret)
 }
 
 int fatfs_for_each_used_extent(struct fatfs *fs,
-			       int (*cb)(uint64_t offset_bytes, uint64_t size_bytes, void *userdata),
+			       int (*cb)(uint64_t offset_bytes, uint64_t size_bytes,
+					 void *userdata),
 			       void *userdata)
 {
 	uint64_t cluster_bytes, run_start, run_end;
@@ -478,7 +483,11 @@ static int utf8_to_utf16(const char *s, size_t n, uint16_t *out, size_t max)
 
 	while (i < n) {
 		uint32_t c = (uint8_t) s[i];
-		size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+		size_t len = c < 0x80		? 1
+			     : (c & 0xE0) == 0xC0 ? 2
+			     : (c & 0xF0) == 0xE0 ? 3
+			     : (c & 0xF8) == 0xF0 ? 4
+						  : 0;
 
 		if (len == 0 || i + len > n)
 			return -1;

@@ -159,7 +159,8 @@ enum bootcode bootcode_classify(const uint8_t sector0[440])
 	 * "Disk error", both: "Multiple active partitions" */
 	if (has(sector0, "Operating system load error") ||
 	    (has(sector0, "Missing OS") && has(sector0, "Disk error")) ||
-	    (has(sector0, "Multiple active partitions") && !has(sector0, "Invalid partition table")))
+	    (has(sector0, "Multiple active partitions") &&
+	     !has(sector0, "Invalid partition table")))
 		return BOOTCODE_SYSLINUX;
 
 	return BOOTCODE_OTHER;

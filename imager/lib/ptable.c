@@ -4,7 +4,8 @@
  * copy of a damaged GPT, so the GPT headers are also parsed here (bounds
  * checked, CRC32 verified) to report the health of both copies.
  *
- * libfdisk moves the file offset of the fd it is given: callers use pread().
+ * libfdisk moves the file offset of the fd it is given (callers use pread())
+ * and reads into unaligned buffers, so the fd must not be O_DIRECT.
  */
 
 #include <endian.h>
@@ -37,9 +38,12 @@ DEFINE_CLEANUP(struct fdisk_parttype *, fdisk_unref_parttype)
 #define GPT_SIGNATURE "EFI PART"
 #define GPT_HEADER_BYTES_MIN 92u
 #define GPT_ENTRY_BYTES_MIN 128u
-/* Far above any real table (128 x 128 bytes), low enough to allocate. */
-#define GPT_ENTRY_ARRAY_BYTES_MAX (4u * 1024 * 1024)
-#define GPT_ENTRIES_MAX 65536u
+/*
+ * Far above any real table (128 x 128 bytes), low enough to allocate. A
+ * header with a valid CRC that asks for more is refused before libfdisk sees
+ * it: libfdisk 2.38 allocates and reads whatever the header says.
+ */
+#define GPT_ENTRY_ARRAY_BYTES_MAX (16u * 1024 * 1024)
 #define GPT_ATTR_LEGACY_BIOS_BOOTABLE (UINT64_C(1) << 2)
 
 #define DOS_ACTIVE_FLAG 0x80
@@ -73,30 +77,22 @@ static bool sector_bytes_valid(uint32_t ss)
 	return ss >= SECTOR_BYTES_MIN && ss <= SECTOR_BYTES_MAX && (ss & (ss - 1)) == 0;
 }
 
-/* CRC-32 (IEEE 802.3, reflected, as GPT uses it), table built on first use. */
-static uint32_t crc32_table[256];
-
-static void crc32_init(void)
-{
-	if (crc32_table[1])
-		return;
-	for (uint32_t i = 0; i < 256; i++) {
-		uint32_t c = i;
-		for (int k = 0; k < 8; k++)
-			c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-		crc32_table[i] = c;
-	}
-}
-
+/*
+ * CRC-32 (IEEE 802.3, reflected, as GPT uses it). Bitwise: a header and a
+ * 16 KiB entry array take microseconds, and there is no table to initialise
+ * under concurrent callers.
+ */
 static uint32_t crc32_gpt(const void *data, size_t n)
 {
 	const uint8_t *p = data;
 	uint32_t c = 0xFFFFFFFFu;
 
-	crc32_init();
-	while (n--)
-		c = crc32_table[(c ^ *p++) & 0xFF] ^ (c >> 8);
-	return c ^ 0xFFFFFFFFu;
+	while (n--) {
+		c ^= *p++;
+		for (int k = 0; k < 8; k++)
+			c = (c >> 1) ^ (0xEDB88320u & -(c & 1));
+	}
+	return ~c;
 }
 
 static uint32_t get_le32(const uint8_t *p)
@@ -142,8 +138,8 @@ struct gpt_header_info {
 
 /*
  * Reads and verifies the GPT header in @lba and its entry array. Returns 1 if
- * valid, 0 if absent or damaged, -errno on I/O errors other than reading past
- * the end.
+ * valid, 0 if absent or damaged, -EFBIG if the header is intact but its
+ * entry array is absurdly large, -errno on I/O errors.
  */
 static int gpt_header_check(int fd, uint32_t ss, uint64_t disk_sectors, uint64_t lba,
 			    struct gpt_header_info *ret)
@@ -176,10 +172,10 @@ static int gpt_header_check(int fd, uint32_t ss, uint64_t disk_sectors, uint64_t
 	ents_lba = get_le64(hdr + 72);
 	n = get_le32(hdr + 80);
 	esize = get_le32(hdr + 84);
-	if (esize < GPT_ENTRY_BYTES_MIN || esize % 8 != 0 || n == 0 || n > GPT_ENTRIES_MAX)
-		return 0;
 	ents_bytes = (uint64_t) n * esize;
 	if (ents_bytes > GPT_ENTRY_ARRAY_BYTES_MAX)
+		return -EFBIG;
+	if (esize < GPT_ENTRY_BYTES_MIN || esize % 8 != 0 || n == 0)
 		return 0;
 	ents_sectors = DIV_ROUND_UP(ents_bytes, ss);
 	if (ents_lba < 1 || ents_lba >= disk_sectors || ents_sectors > disk_sectors - ents_lba)
@@ -387,10 +383,12 @@ int ptable_read(int fd, uint32_t sector_bytes, struct ptable **ret)
 	struct gpt_header_info hdr = {};
 	uint64_t disk_bytes = 0, disk_sectors;
 	uint32_t dos_id = 0;
+	uint8_t mbr[512];
+	bool has_pmbr = false;
 	char fdname[64];
 	char *id = NULL;
+	int r, health = 0;
 	size_t n;
-	int r;
 
 	if (fd < 0 || !ret || !sector_bytes_valid(sector_bytes))
 		return -EINVAL;
@@ -409,6 +407,22 @@ int ptable_read(int fd, uint32_t sector_bytes, struct ptable **ret)
 		return 0;
 	}
 
+	/* a protective MBR: check both GPT copies before libfdisk reads them */
+	r = pread_all(fd, mbr, sizeof(mbr), 0);
+	if (r < 0)
+		return r;
+	if (mbr[510] == 0x55 && mbr[511] == 0xAA)
+		for (int i = 0; i < 4; i++)
+			if (mbr[446 + 16 * i + 4] == 0xEE)
+				has_pmbr = true;
+	if (has_pmbr) {
+		health = gpt_health(fd, sector_bytes, disk_sectors, pt, &hdr);
+		if (health == -EFBIG)
+			return log_debug_errno(-EBADMSG, "GPT entry array too large, refusing.");
+		if (health < 0 && health != -EBADMSG)
+			return health;
+	}
+
 	cxt = fdisk_new_context();
 	if (!cxt)
 		return -ENOMEM;
@@ -424,17 +438,9 @@ int ptable_read(int fd, uint32_t sector_bytes, struct ptable **ret)
 
 	if (!fdisk_has_label(cxt)) {
 		/* libfdisk finds nothing if both GPT copies are unusable, but
-		 * a protective MBR still says a label is present */
-		struct gpt_header_info unused;
-		uint8_t mbr[512];
-
-		r = pread_all(fd, mbr, sizeof(mbr), 0);
-		if (r < 0)
-			return r;
-		if (mbr[510] == 0x55 && mbr[511] == 0xAA && mbr[446 + 4] == 0xEE) {
-			r = gpt_health(fd, sector_bytes, disk_sectors, pt, &unused);
-			return r < 0 ? r : -EBADMSG;
-		}
+		 * the protective MBR still says a label is present */
+		if (has_pmbr)
+			return -EBADMSG;
 		*ret = TAKE_PTR(pt);
 		return 0;
 	}
@@ -458,9 +464,8 @@ int ptable_read(int fd, uint32_t sector_bytes, struct ptable **ret)
 		return r == -ENOMEM ? r : -EBADMSG;
 
 	if (pt->label == PTABLE_GPT) {
-		r = gpt_health(fd, sector_bytes, disk_sectors, pt, &hdr);
-		if (r < 0)
-			return r;
+		if (!has_pmbr || health < 0)
+			return -EBADMSG; /* libfdisk and we disagree */
 		pt->gpt_n_entries_max = hdr.n_entries;
 		r = sectors_to_bytes(hdr.first_usable_lba, sector_bytes, &pt->first_usable_bytes);
 		if (r < 0)
@@ -479,11 +484,8 @@ int ptable_read(int fd, uint32_t sector_bytes, struct ptable **ret)
 		r = dos_has_protective_entry(tb);
 		if (r < 0)
 			return r;
-		if (r > 0) {
-			struct gpt_header_info unused;
-			r = gpt_health(fd, sector_bytes, disk_sectors, pt, &unused);
-			return r < 0 ? r : -EBADMSG;
-		}
+		if (r > 0)
+			return -EBADMSG;
 		/* a whole-disk file system (FAT superfloppy) has the 0x55AA
 		 * signature too; libfdisk calls that an empty dos label */
 		if (fdisk_table_get_nents(tb) == 0 && fdisk_get_collision(cxt)) {
@@ -523,6 +525,25 @@ int ptable_read(int fd, uint32_t sector_bytes, struct ptable **ret)
 	fdisk_free_iter(itr);
 	if (pt->n_entries > 1)
 		qsort(pt->entries, pt->n_entries, sizeof(*pt->entries), entry_cmp);
+
+	/* callers read and write what the entries describe: they must lie on
+	 * the disk, and GPT entries must not overlap (dos logical partitions
+	 * lie inside their extended container, so dos is checked for bounds only) */
+	for (size_t i = 0; i < pt->n_entries; i++) {
+		const struct ptable_entry *e = &pt->entries[i];
+
+		if (e->size_bytes == 0 || e->start_bytes < sector_bytes ||
+		    e->start_bytes > disk_bytes || e->size_bytes > disk_bytes - e->start_bytes)
+			return log_debug_errno(-EBADMSG,
+					       "Partition %u (%" PRIu64 "+%" PRIu64
+					       ") is not on the disk of %" PRIu64 " bytes.",
+					       e->partno, e->start_bytes, e->size_bytes,
+					       disk_bytes);
+		if (pt->label == PTABLE_GPT && i > 0 &&
+		    e->start_bytes < pt->entries[i - 1].start_bytes + pt->entries[i - 1].size_bytes)
+			return log_debug_errno(-EBADMSG, "Partitions %u and %u overlap.",
+					       pt->entries[i - 1].partno, e->partno);
+	}
 
 	*ret = TAKE_PTR(pt);
 	return 0;
@@ -583,8 +604,9 @@ static int dos_first_lba(struct fdisk_context *cxt, const struct ptable *pt, uin
 		else
 			first = MIN(first, start);
 		/* the extended container's start counts as the previous end */
-		prev_end = e->partno > DOS_PARTITIONS_PRIMARY ? (e->start_bytes + e->size_bytes) / ss
-							      : start;
+		prev_end = e->partno > DOS_PARTITIONS_PRIMARY
+				   ? (e->start_bytes + e->size_bytes) / ss
+				   : start;
 	}
 	if (first < 1)
 		first = 1;
@@ -618,8 +640,9 @@ static int render_entry(struct fdisk_context *cxt, const struct ptable *pt,
 	/* fdisk_get_first/last_lba() are the usable area of the new label */
 	if (start < first || start > last || size - 1 > last - start)
 		return log_debug_errno(-ENOSPC,
-				       "Partition %u (%" PRIu64 "+%" PRIu64 " sectors) does not fit "
-				       "the usable area %" PRIu64 "-%" PRIu64 ".",
+				       "Partition %u (%" PRIu64 "+%" PRIu64
+				       " sectors) does not fit the usable area %" PRIu64 "-%" PRIu64
+				       ".",
 				       e->partno, start, size, first, last);
 
 	pa = fdisk_new_partition();

@@ -236,14 +236,15 @@ _disks_mkext4() {
 	rm -f "$cmds" "$cmds.err"
 }
 
-# _disks_mkfat OUT SIZE_BYTES SECTOR_SIZE STAGE_DIR: FAT32, one sector per
-# cluster, fixed serial, filled from STAGE_DIR by mtools (no mount)
+# _disks_mkfat OUT SIZE_BYTES SECTOR_SIZE STAGE_DIR START_BYTES: FAT32, one
+# sector per cluster, fixed serial, hidden sectors = the partition's start (as
+# mkfs.fat writes it on a partition device), filled from STAGE_DIR by mtools
 _disks_mkfat() {
-	local out=$1 size=$2 ss=$3 stage=$4 id bk
+	local out=$1 size=$2 ss=$3 stage=$4 start=$5 id bk
 	rm -f "$out"
 	# --invariant pins the label's timestamp but ignores -i: patch the serial
 	# (FAT32 BPB offset 0x43) in the boot sector and in its backup copy
-	mkfs.fat --invariant -F 32 -s 1 -S "$ss" -n ESP -C "$out" $((size / 1024)) >/dev/null ||
+	mkfs.fat --invariant -F 32 -s 1 -S "$ss" -h $((start / ss)) -n ESP -C "$out" $((size / 1024)) >/dev/null ||
 		_disks_err "mkfs.fat failed for $out" || return 1
 	id=$((16#$DISKS_FAT_SERIAL))
 	bk=$(od -An -t u2 --endian=little -j $((0x32)) -N 2 "$out" | tr -d ' ')
@@ -536,7 +537,8 @@ make_gpt_disk() {
 		mkdir -p "$work/esp/EFI/BOOT"
 		grub_efi_image "$work/esp/EFI/BOOT/BOOTX64.EFI" '(,gpt3)/boot/grub'
 		echo "imager fixture ESP" >"$work/esp/imager-fixture.txt"
-		_disks_mkfat "$work/esp.fat" "$(part_size_bytes "$file" 2)" "$ss" "$work/esp"
+		_disks_mkfat "$work/esp.fat" "$(part_size_bytes "$file" 2)" "$ss" "$work/esp" \
+			"$(part_start_bytes "$file" 2)"
 		_disks_place "$file" "$work/esp.fat" "$(part_start_bytes "$file" 2)"
 		_disks_dir_sums "$work/esp" >"$file.esp.sums"
 		rm -f "$work/esp.fat"

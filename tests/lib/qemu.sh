@@ -157,17 +157,17 @@ _qemu_count_bus() {
 # _qemu_disk_args: the -drive/-device words of QEMU_DISKS, plus the
 # controllers that usb and scsi disks need
 _qemu_disk_args() {
-	local a usb= scsi=
+	local a
+	# controllers first: QEMU resolves bus= when it creates each device
 	for a in "${QEMU_DISKS[@]}"; do
-		case $a in
-		"#usb") usb=1 ;;
-		"#scsi") scsi=1 ;;
-		"#"*) ;;
-		*) echo "$a" ;;
-		esac
+		[ "$a" = "#usb" ] && { echo "-device qemu-xhci,id=qxhci"; break; }
 	done
-	[ -z "$usb" ] || echo "-device qemu-xhci,id=qxhci"
-	[ -z "$scsi" ] || echo "-device virtio-scsi-pci,id=qscsi"
+	for a in "${QEMU_DISKS[@]}"; do
+		[ "$a" = "#scsi" ] && { echo "-device virtio-scsi-pci,id=qscsi"; break; }
+	done
+	for a in "${QEMU_DISKS[@]}"; do
+		case $a in "#"*) ;; *) echo "$a" ;; esac
+	done
 }
 
 # qemu_start [--firmware F] [--log LOG] [--mem MIB] [--kernel K] [--initrd I]

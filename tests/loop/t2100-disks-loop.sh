@@ -10,6 +10,7 @@ test_have_prereq LOOP || skip_all "needs root and loop devices"
 : >"$TRASH/.swaps"
 disks_cleanup() {
 	local s
+	[ -f "$TRASH/.swaps" ] || return 0 # test_done cleaned up already
 	while read -r s; do
 		[ -n "$s" ] && swapoff "$s" 2>/dev/null
 	done <"$TRASH/.swaps"
@@ -67,7 +68,12 @@ test_expect_success LOOP 'GPT disk with GRUB on a loop device: BIOS and UEFI' '
 test_expect_success LOOP 'GPT loop device: text output matches the golden file' '
 	# rotational: the kernel copies it from the disk behind the backing file
 	"$IMAGER" disks "$(cat gpt.dev)" | normalize | sed "/^    rotational:/d" >gpt.txt &&
-	test_cmp "$TESTS_DIR/expected/disks-loop-gpt.txt" gpt.txt
+	test_cmp "$TESTS_DIR/expected/disks-loop-gpt.txt" gpt.txt &&
+	# its block in the listing (the short form): from its header to the blank line
+	"$IMAGER" disks >list.txt &&
+	awk -v d="$(cat gpt.dev)" "\$1 == d { p = 1 } p && /^\$/ { exit } p" list.txt |
+		normalize >list-gpt.txt &&
+	test_cmp "$TESTS_DIR/expected/disks-loop-list-gpt.txt" list-gpt.txt
 '
 
 test_expect_success LOOP 'MBR disk with ext4 + swap on a loop device: BIOS only' '

@@ -12,6 +12,7 @@
 
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,11 +20,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char fixture_dir_path[4096];
+static char fixture_dir_path[1024];
 
-static void fixture_cleanup(void)
+static __attribute__((unused)) void fixture_cleanup(void)
 {
-	char cmd[4200];
+	char cmd[1200];
 
 	if (!fixture_dir_path[0] || getenv("UNIT_KEEP_FIXTURES"))
 		return;
@@ -32,7 +33,7 @@ static void fixture_cleanup(void)
 		fprintf(stderr, "# could not remove %s\n", fixture_dir_path);
 }
 
-static const char *fixture_dir(void)
+static __attribute__((unused)) const char *fixture_dir(void)
 {
 	if (!fixture_dir_path[0]) {
 		const char *t = getenv("TMPDIR");
@@ -51,7 +52,7 @@ static const char *fixture_dir(void)
 /* Runs a shell command inside the fixture directory with `set -e`; its
  * output goes to cmd.log there and is echoed as TAP comments on failure.
  * Returns 0 or -1. */
-__attribute__((format(printf, 1, 2))) static int fixture_sh(const char *fmt, ...)
+__attribute__((format(printf, 1, 2), unused)) static int fixture_sh(const char *fmt, ...)
 {
 	char body[16384], *cmd = NULL;
 	va_list ap;
@@ -67,7 +68,7 @@ __attribute__((format(printf, 1, 2))) static int fixture_sh(const char *fmt, ...
 	r = system(cmd);
 	free(cmd);
 	if (r != 0) {
-		char path[4200], line[512];
+		char path[1100], line[512];
 		FILE *f;
 
 		printf("# command failed (%d): %s\n", r, body);
@@ -83,8 +84,8 @@ __attribute__((format(printf, 1, 2))) static int fixture_sh(const char *fmt, ...
 }
 
 /* Captures the first line of a command's stdout (run in the fixture dir). */
-__attribute__((format(printf, 3, 4))) static int fixture_sh_out(char *out, size_t out_size,
-							      const char *fmt, ...)
+__attribute__((format(printf, 3, 4), unused)) static int
+fixture_sh_out(char *out, size_t out_size, const char *fmt, ...)
 {
 	char body[8192], *cmd = NULL;
 	va_list ap;
@@ -112,20 +113,20 @@ __attribute__((format(printf, 3, 4))) static int fixture_sh_out(char *out, size_
 	return r == 0 && out[0] ? 0 : -1;
 }
 
-static char *fixture_path(const char *name)
+static __attribute__((unused)) char *fixture_path(const char *name)
 {
-	static char path[4200];
+	static char path[2048];
 
 	snprintf(path, sizeof(path), "%s/%s", fixture_dir(), name);
 	return path;
 }
 
-static int fixture_open(const char *name, int flags)
+static __attribute__((unused)) int fixture_open(const char *name, int flags)
 {
 	return open(fixture_path(name), flags | O_CLOEXEC, 0644);
 }
 
-static uint64_t fixture_u64(const char *fmt_cmd)
+static __attribute__((unused)) uint64_t fixture_u64(const char *fmt_cmd)
 {
 	char out[256];
 

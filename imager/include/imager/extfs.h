@@ -20,7 +20,7 @@ struct extfs_info {
 	bool clean;               /* s_state has VALID set and no ERROR, no journal recovery needed */
 	char uuid[37];
 	char label[17];
-	uint64_t min_size_bytes;  /* smallest size resize2fs -M could shrink it to (estimate) */
+	uint64_t min_size_bytes;  /* smallest size resize2fs -M could shrink it to (its estimate, as resize2fs -P) */
 };
 
 /*
