@@ -422,49 +422,34 @@ static uint64_t boot_area_end(const struct manifest_disk *md)
 }
 
 /*
- * Writes what libfdisk rendered into the memfd. tmpfs reports data regions
- * by page, so a region may hold zero sectors that libfdisk never wrote:
- * those are written only inside the GPT's own areas (where zero entries are
- * part of the table); elsewhere only non-zero sectors (MBR, EBRs) are.
- * Sector 0 is left for write_sector0().
+ * Writes the table libfdisk rendered into the memfd, exactly the sectors it
+ * occupies (ptable_regions(): GPT headers and entry arrays, EBRs), from the
+ * end down so the backup GPT lands before the primary. Sector 0 is left for
+ * write_sector0().
  */
-static int write_ptable(int fd, const struct manifest_disk *md, int mfd, uint64_t target_size_bytes)
+static int write_ptable(int fd, const struct manifest_disk *md, int mfd)
 {
+	_cleanup_free_ struct ptable_region *regions = NULL;
 	_cleanup_free_ uint8_t *buf = NULL;
 	uint64_t ss = md->logical_sector_bytes;
-	uint64_t gpt_head_end = is_gpt(md) ? md->first_usable_bytes : 0;
-	uint64_t gpt_tail_start = is_gpt(md) ? target_size_bytes - gpt_area_bytes(md) : UINT64_MAX;
-	struct region { uint64_t off, len; } regions[64];
 	size_t n = 0;
 	int r;
 
-	for (off_t pos = 0;;) {
-		off_t data = lseek(mfd, pos, SEEK_DATA), hole;
-		if (data < 0)
-			break;
-		hole = lseek(mfd, data, SEEK_HOLE);
-		if (hole < 0)
-			return -errno;
-		if (n == ELEMENTSOF(regions))
-			return -E2BIG;
-		regions[n++] = (struct region){ (uint64_t) data, (uint64_t) (hole - data) };
-		pos = hole;
-	}
+	r = ptable_regions(mfd, md->logical_sector_bytes, &regions, &n);
+	if (r < 0)
+		return r;
 	buf = malloc(ss);
 	if (!buf)
 		return -ENOMEM;
-	/* from the end down: the backup GPT before the primary */
 	for (size_t i = n; i-- > 0;)
-		for (uint64_t off = regions[i].off + regions[i].len; off > regions[i].off;) {
+		for (uint64_t off = regions[i].offset_bytes + regions[i].size_bytes;
+		     off > regions[i].offset_bytes;) {
 			off -= ss;
 			if (off == 0)
 				continue;
 			r = pread_all(mfd, buf, ss, off);
-			if (r < 0)
-				return r;
-			if (!(off < gpt_head_end || off >= gpt_tail_start) && memeqzero(buf, ss))
-				continue;
-			r = pwrite_all(fd, buf, ss, off);
+			if (r >= 0)
+				r = pwrite_all(fd, buf, ss, off);
 			if (r < 0)
 				return r;
 		}
@@ -599,7 +584,7 @@ int flash_disk(int fd, uint64_t target_size_bytes, const struct manifest_disk *m
 	if (has_table(md)) {
 		r = ptable_render(pt, target_size_bytes, md->logical_sector_bytes, &mfd);
 		if (r >= 0)
-			r = write_ptable(fd, md, mfd, target_size_bytes);
+			r = write_ptable(fd, md, mfd);
 		if (r < 0) {
 			if (ret_reason)
 				(void) asprintf(ret_reason, "cannot write the partition table: %s",
