@@ -40,4 +40,7 @@ int verb_capture(int argc, char *argv[]);
 int verb_flash(int argc, char *argv[]);
 int verb_verify(int argc, char *argv[]);
 int verb_images(int argc, char *argv[]);
+/* images subcommands (images-*.c), dispatched from verb-images.c */
+int images_list(int argc, char *argv[]);
+int images_describe(int argc, char *argv[]);
 int verb_select(int argc, char *argv[]);
