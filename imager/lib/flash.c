@@ -517,6 +517,25 @@ static int wipe_target(int fd, uint64_t target_size_bytes, const struct manifest
 	return r < 0 ? r : 0;
 }
 
+/* Runs @ops over every chunk position of the disk with the item buffers of one pass. */
+static int walk_chunks(struct fl_ctx *c, const struct pmap_ops *ops)
+{
+	unsigned n_workers = cpus_online(), n_slots = 2 * n_workers + 2;
+	struct fl_item *items = NULL;
+	int r;
+
+	r = alloc_items(&items, n_slots);
+	if (r < 0)
+		return r;
+	chunk_walk_init(&c->walk, c->md->extents, c->md->n_extents, c->md->size_bytes);
+	c->start = c->last_report = now_s();
+	r = pmap_run(ops, c, items, sizeof(*items), n_slots, n_workers);
+	free_items(items, n_slots);
+	if (r >= 0)
+		report(c, c->md->used_bytes, true);
+	return r;
+}
+
 int flash_disk(int fd, uint64_t target_size_bytes, const struct manifest_disk *md,
 	       struct store *s, const struct flash_options *o, struct flash_stats *stats,
 	       char **ret_reason)
@@ -525,8 +544,6 @@ int flash_disk(int fd, uint64_t target_size_bytes, const struct manifest_disk *m
 	_cleanup_close_ int direct_fd = -EBADF;
 	_cleanup_free_ uint8_t *boot_area = NULL;
 	_cleanup_close_ int mfd = -EBADF;
-	unsigned n_workers = cpus_online(), n_slots = 2 * n_workers + 2;
-	struct fl_item *items = NULL;
 	struct stat st;
 	struct fl_ctx c = {
 		.fd = fd, .direct_fd = -1, .sector_bytes = md->logical_sector_bytes, .md = md,
@@ -569,16 +586,9 @@ int flash_disk(int fd, uint64_t target_size_bytes, const struct manifest_disk *m
 
 	direct_fd = open_direct(fd, O_WRONLY);
 	c.direct_fd = direct_fd;
-	r = alloc_items(&items, n_slots);
+	r = walk_chunks(&c, &ops);
 	if (r < 0)
 		return r;
-	chunk_walk_init(&c.walk, md->extents, md->n_extents, md->size_bytes);
-	c.start = c.last_report = now_s();
-	r = pmap_run(&ops, &c, items, sizeof(*items), n_slots, n_workers);
-	free_items(items, n_slots);
-	if (r < 0)
-		return r;
-	report(&c, md->used_bytes, true);
 
 	/* step 3: the partition table but sector 0 (backup GPT first), then the post-MBR gap */
 	if (has_table(md)) {
@@ -777,8 +787,6 @@ int verify_disk(int fd, uint64_t target_size_bytes, const struct manifest_disk *
 		char **ret_reason)
 {
 	_cleanup_close_ int direct_fd = -EBADF;
-	unsigned n_workers = cpus_online(), n_slots = 2 * n_workers + 2;
-	struct fl_item *items = NULL;
 	struct fl_ctx c = {
 		.fd = fd, .direct_fd = -1, .sector_bytes = md->logical_sector_bytes, .md = md,
 		.store = s, .o = o, .stats = stats, .phase = "verify",
@@ -793,19 +801,12 @@ int verify_disk(int fd, uint64_t target_size_bytes, const struct manifest_disk *
 		return r;
 	direct_fd = open_direct(fd, O_RDONLY);
 	c.direct_fd = direct_fd;
-	r = alloc_items(&items, n_slots);
-	if (r < 0)
-		return r;
-	chunk_walk_init(&c.walk, md->extents, md->n_extents, md->size_bytes);
-	c.start = c.last_report = now_s();
-	r = pmap_run(&ops, &c, items, sizeof(*items), n_slots, n_workers);
-	free_items(items, n_slots);
+	r = walk_chunks(&c, &ops);
 	if (r == -EBADMSG && ret_reason)
 		(void) asprintf(ret_reason, "data differs from the image at byte offset %llu",
 				(unsigned long long) c.mismatch_offset);
 	if (r < 0)
 		return r;
-	report(&c, md->used_bytes, true);
 	stats->verify_seconds += now_s() - c.start;
 	return 0;
 }
