@@ -12,7 +12,9 @@ E := $(if $(V),@true,@printf '  %-8s %s\n')
 
 VERSION := $(shell git -C $(CURDIR) describe --always --dirty 2>/dev/null || echo 0.0-dev)
 
-PKGS := blkid fdisk smartcols ext2fs com_err libzstd libcrypto
+PKGS := blkid fdisk smartcols ext2fs com_err libzstd libcrypto zlib
+# imports (imager/lib/vdisk*.c)
+PKGS += fuse3 libarchive libvmdk libvhdi libbfio
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS = $(shell pkg-config --libs $(PKGS))
 
@@ -101,6 +103,7 @@ help:
 	@echo '  check          deps + build + every test tier (TIERS="unit image loop vm")'
 	@echo '  check-TIER     one tier: unit, image, loop, vm'
 	@echo '  demo           the main job on a built-in example'
+	@echo '  appliance      the bootable USB image (make appliance-help: kconfig targets)'
 	@echo '  bench          benchmarks against peers (bench/README.md)'
 	@echo '  clean          remove $(O)'
 	@echo 'Variables: O=DIR (output dir), V=1 (verbose), CI=true (-Werror)'

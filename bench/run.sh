@@ -246,17 +246,37 @@ measure() {
 		"$name" "$run" "$wall" "$cpu" $((rss / 1024)) "$bytes" "$load")"
 }
 
-# dd_rate NAME RUN DD-ARGS...: O_DIRECT bandwidth from dd's own summary
-dd_rate() {
-	local name=$1 run=$2 line load
-	shift 2
+# dev_rate NAME RUN read|write DEV: sequential O_DIRECT bandwidth, 4 MiB requests,
+# one at a time (what dd bs=4M iflag/oflag=direct does), over the whole device.
+# fio writes non-zero (random, lightly scrambled) buffers: storage below a VM
+# may shortcut zeros, so a write test with dd if=/dev/zero can read high.
+dev_rate() {
+	local name=$1 run=$2 rw=$3 dev=$4 load json bytes secs line ro=()
+	[ "$rw" = read ] && ro=(--readonly)
 	drop_caches
 	load=$(cut -d' ' -f1 /proc/loadavg)
-	line=$(dd "$@" 2>&1 | grep copied) || die "dd $* failed"
-	echo "== $name run $run: dd $*: $line" >>"$LOG"
-	echo "$line" | awk -v n="$name" -v r="$run" \
-		-v l="$load" '{ printf "%s\t%s\t%s\t0\t0\t%s\t%s\n", n, r, $(NF-3), $1, l }' >>"$TSV"
-	say "$name run $run: $line, load $load"
+	if command -v fio >/dev/null; then
+		json=$WORK/fio.json
+		fio --name="$name" --filename="$dev" --rw="$rw" --bs=4M --direct=1 --ioengine=psync \
+			--iodepth=1 --size="$DISK_BYTES" --end_fsync=1 "${ro[@]}" \
+			--output-format=json --output="$json" >>"$LOG" 2>&1 || die "fio $rw on $dev failed"
+		bytes=$(jq ".jobs[0].$rw.io_bytes" "$json")
+		secs=$(jq ".jobs[0].job_runtime / 1000" "$json")
+		line="fio $rw: $bytes bytes in $secs s"
+	else
+		if [ "$rw" = read ]; then
+			line=$(dd if="$dev" of=/dev/null bs=4M iflag=direct 2>&1 | grep copied)
+		else
+			line=$(dd if=/dev/zero of="$dev" bs=4M count="$COUNT_4M" oflag=direct \
+				conv=fsync 2>&1 | grep copied)
+		fi || die "dd $rw on $dev failed"
+		bytes=$(echo "$line" | awk '{ print $1 }')
+		secs=$(echo "$line" | awk '{ print $(NF-3) }')
+	fi
+	echo "== $name run $run: $line" >>"$LOG"
+	printf '%s\t%s\t%s\t0\t0\t%s\t%s\n' "$name" "$run" "$secs" "$bytes" "$load" >>"$TSV"
+	say "$(printf '%-22s run %s: %s, %.0f MB/s, load %s' "$name" "$run" "$line" \
+		"$(awk "BEGIN { print $bytes / $secs / 1e6 }")" "$load")"
 }
 
 TARGET=$WORK/target.img
@@ -282,12 +302,11 @@ want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 # so every later run overwrites allocated blocks of the backing file.
 if want device; then
 	for r in $(seq 1 "$RUNS"); do
-		dd_rate device-read "$r" if="$SRC" of=/dev/null bs=4M iflag=direct
+		dev_rate device-read "$r" read "$SRC"
 	done
 	for r in $(seq 1 "$RUNS"); do
 		owned "$TGT" "$TARGET"
-		dd_rate device-write "$r" if=/dev/zero of="$TGT" bs=4M count="$COUNT_4M" \
-			oflag=direct conv=fsync
+		dev_rate device-write "$r" write "$TGT"
 	done
 else
 	owned "$TGT" "$TARGET"
@@ -300,7 +319,8 @@ DDZ=$WORK/disk.dd.zst
 if want capture || want flash; then
 	for r in $(seq 1 "$RUNS"); do
 		rm -rf "$STORE"
-		measure imager-capture "$r" 'du -sb "$STORE" | cut -f1' \
+		# image bytes: the store's files (chunks, manifest, config), as for the peers
+		measure imager-capture "$r" 'find "$STORE" -type f -printf "%s\n" | awk "{ s += \$1 } END { print s }"' \
 			"'$IMAGER' capture '$SRC' --store '$STORE' --image bench --progress=json" \
 			"> '$WORK/capture.json'"
 		grep '"phase":"done"' "$WORK/capture.json" >"$WORK/capture.done"
@@ -384,7 +404,7 @@ if want flash; then
 		owned "$TGT" "$TARGET"
 		partx -d "$TGT" 2>/dev/null || true
 		measure bmaptool-copy "$r" \
-			"awk -F'[<>]' '/<MappedBlocksCount>/ { m = \$3 } /<BlockSize>/ { b = \$3 } END { print m * b }' '$DISK.bmap'" \
+			"awk -F'[<>]' '/<MappedBlocksCount>/ { m = \$3 } /<BlockSize>/ { b = \$3 } END { printf \"%.0f\\n\", m * b }' '$DISK.bmap'" \
 			"bmaptool -q copy --bmap '$DISK.bmap' '$DISK' '$TGT'"
 		[ "$r" = 1 ] && check_target bmaptool-copy
 	done

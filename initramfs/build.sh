@@ -84,7 +84,7 @@ copy_host() {
 	local src=$1 dst lib
 	[ -z "${copied[$src]:-}" ] || return 0
 	copied[$src]=1
-	[ -f "$src" ] || appl_die "'$src' does not exist (initramfs/files.list?)"
+	[ -f "$src" ] || appl_die "'$src' is not a file on this machine (initramfs/files.list?)"
 	dst=$S/$(map "$src")
 	mkdir -p "$(dirname "$dst")"
 	cp -L "$src" "$dst"

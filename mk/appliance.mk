@@ -24,8 +24,9 @@ KCONFIG_PYTHON ?= /usr/bin/python3
 APPLIANCE_DEFCONFIG ?= x86_64_defconfig
 APPLIANCE_DIR := $(O)/appliance
 IMAGER_CACHE ?= $(O)/cache
+# expanded only in the appliance recipes below
 SOURCE_DATE_EPOCH ?= $(shell git -C $(CURDIR) log -1 --format=%ct 2>/dev/null || echo 0)
-export IMAGER_CACHE SOURCE_DATE_EPOCH
+appliance_env = IMAGER_CACHE=$(IMAGER_CACHE) SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH)
 
 kconfiglib = $(Q)mkdir -p $(O) && KCONFIG_CONFIG=$(KCONFIG_CONFIG) $(KCONFIG_PYTHON) -m $(1)
 
@@ -60,12 +61,12 @@ appliance-config: $(KCONFIG_CONFIG)
 
 appliance-initramfs: appliance-config $(IMAGER)
 	$(E) INITRAMFS $(APPLIANCE_DIR)/initramfs.img
-	$(Q)bash initramfs/build.sh --config $(APPLIANCE_DIR)/config.sh --imager $(IMAGER) \
+	$(Q)$(appliance_env) bash initramfs/build.sh --config $(APPLIANCE_DIR)/config.sh --imager $(IMAGER) \
 		--out $(APPLIANCE_DIR)/initramfs.img
 
 appliance: appliance-initramfs
 	$(E) IMAGE $(APPLIANCE_DIR)/imager-usb.img
-	$(Q)bash boot/build.sh --config $(APPLIANCE_DIR)/config.sh \
+	$(Q)$(appliance_env) bash boot/build.sh --config $(APPLIANCE_DIR)/config.sh \
 		--initramfs $(APPLIANCE_DIR)/initramfs.img --out $(APPLIANCE_DIR)/imager-usb.img
 
 appliance-help:

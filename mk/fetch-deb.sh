@@ -17,6 +17,7 @@
 #	--deb          only download and check; print the .deb's path
 #	--depmod KVER  after unpacking a kernel package, run `depmod -b ROOT KVER`
 #	               (Debian's .debs ship no modules.dep)
+# IMAGER_OFFLINE=1 never downloads: a missing or mismatching archive is an error.
 #
 # A cached archive is re-checked on every call; a wrong one is fetched again
 # and then must match. Parallel callers serialise on DIR/.lock. When the
@@ -46,8 +47,8 @@ done
 [ -n "$cache" ] || die "no cache directory: pass --cache, or set IMAGER_CACHE or O"
 [ -n "$hash_file$sha256" ] || die "refusing to fetch an archive without a pinned hash (--hash or --sha256)"
 pkg=$1 version=$2
-case $pkg$version in
-*/* | *' '*) die "bad package name or version '$pkg' '$version'" ;;
+case $pkg/$version in
+/* | */ | */*/* | *' '*) die "bad package name or version '$pkg' '$version'" ;;
 esac
 
 # apt-get download names the file PACKAGE_VERSION_ARCH.deb with the epoch's
@@ -111,6 +112,10 @@ flock 9
 
 name=$(find_deb) || name=
 if [ -z "$name" ] || ! check "$name"; then
+	if [ -n "${IMAGER_OFFLINE:-}" ]; then
+		[ -n "$name" ] || die "$pkg=$version is not in $cache/dl and IMAGER_OFFLINE is set"
+		die "$cache/dl/$name does not match its pinned sha256 ($(sha256sum <"$cache/dl/$name" | cut -c1-64))"
+	fi
 	[ -z "$name" ] || { echo "$prog: $name does not match its pinned hash, fetching again" >&2; rm -f "$cache/dl/$name"; }
 	fetch
 	name=$(find_deb) || die "apt-get download did not produce ${pkg}_${ver_file}_*.deb"

@@ -43,4 +43,6 @@ int verb_images(int argc, char *argv[]);
 /* images subcommands (images-*.c), dispatched from verb-images.c */
 int images_list(int argc, char *argv[]);
 int images_describe(int argc, char *argv[]);
+int images_create(int argc, char *argv[]);
+int images_export(int argc, char *argv[]);
 int verb_select(int argc, char *argv[]);

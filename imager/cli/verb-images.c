@@ -9,6 +9,8 @@
 static const struct verb images_verbs[] = {
 	{ "list", "List the images of a store", images_list },
 	{ "describe", "Show an image: disks, partitions, provenance", images_describe },
+	{ "create", "Create an image from a tar or a virtual disk (qcow2, VMDK, VHD...)", images_create },
+	{ "export", "Write a disk of an image as raw, gce-tar, qcow2, vhd or vmdk", images_export },
 	{}
 };
 

@@ -336,6 +336,20 @@ int store_chunk_stored_bytes(struct store *s, const struct chunk_id *id, uint64_
 	return 0;
 }
 
+int store_remove_chunk(struct store *s, const struct chunk_id *id)
+{
+	char path[CHUNK_RELPATH_MAX];
+
+	if (!s || !id)
+		return -EINVAL;
+	if (chunk_id_is_zero(id, CHUNK_SIZE_BYTES))
+		return 0;
+	chunk_relpath(id, path);
+	if (unlinkat(s->dir_fd, path, 0) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	return 1;
+}
+
 static int manifest_relpath(const char *name, char **ret)
 {
 	char *p;

@@ -331,73 +331,27 @@ grub_pc_core() {
 # grub_pc_install DISK CORE_IMG CORE_LBA: what grub-install does for BIOS, with
 # dd (it cannot work on these files): CORE_IMG at 512-byte sector CORE_LBA,
 # its first block-list entry pointed at the sector after, and boot.img in
-# sector 0 pointed at CORE_LBA. Only for 512-byte sectors.
+# sector 0 pointed at CORE_LBA. Only for 512-byte sectors. The appliance's
+# image builder uses the same script (boot/grub-pc-install.sh).
 grub_pc_install() {
-	local disk=$1 core=$2 lba=$3 tmp s0 bootimg=$DISKS_GRUB_DIR_PC/boot.img
-	tmp=$(mktemp "$TRASH/.core.XXXXXX") || return 1
-	s0=$tmp.s0
-	cp "$core" "$tmp"
-	# diskboot.img ends in a block list (le64 start, le16 count, le16 segment at
-	# 0x1F4); grub-mkimage filled count and segment, the start is ours to set
-	_disks_le $((lba + 1)) 8 | _disks_poke "$tmp" $((0x1F4)) &&
-		dd if="$tmp" of="$disk" bs=512 seek="$lba" conv=notrunc status=none &&
-		dd if="$disk" of="$s0" bs=512 count=1 status=none &&
-		# boot.img's code, around the disk's own BPB (3..0x59) and its
-		# signature + partition table (0x1B8..0x1FF)
-		dd if="$bootimg" of="$s0" bs=1 count=3 conv=notrunc status=none &&
-		dd if="$bootimg" of="$s0" bs=1 skip=$((0x5A)) seek=$((0x5A)) \
-			count=$((0x1B8 - 0x5A)) conv=notrunc status=none &&
-		_disks_le "$lba" 8 | _disks_poke "$s0" $((0x5C)) &&
-		# two NOPs over the "is the BIOS drive a floppy?" check, as grub-install does
-		printf '\x90\x90' | _disks_poke "$s0" $((0x66)) &&
-		dd if="$s0" of="$disk" bs=512 count=1 conv=notrunc status=none
-	local rc=$?
-	rm -f "$tmp" "$s0"
-	return $rc
+	bash "$TESTS_DIR/../boot/grub-pc-install.sh" "$1" "$2" "$3" "$DISKS_GRUB_DIR_PC/boot.img"
 }
 
 # --- the bootable payload: kernel and initramfs ---------------------------------
 
 # disks_kernel_root: prints the directory into which the pinned Debian kernel
-# package is unpacked (boot/vmlinuz-$KERNEL_ABI, lib/modules/$KERNEL_ABI).
-# Downloads once into ${IMAGER_CACHE:-$O/cache}/kernel; parallel callers
-# serialise on a lock. Never installs the package.
+# package is unpacked (boot/vmlinuz-$KERNEL_ABI, lib/modules/$KERNEL_ABI with
+# modules.dep). mk/fetch-deb.sh downloads it once into
+# ${IMAGER_CACHE:-$O/cache} (shared with the appliance build), checks it
+# against KERNEL_DEB_SHA256 and unpacks it; parallel callers serialise on a
+# lock. Never installs the package.
 disks_kernel_root() {
-	local cache=${IMAGER_CACHE:-$O/cache}/kernel root deb
 	# shellcheck source=../fixtures/kernel.version
 	. "$DISKS_FIXTURES/kernel.version" || return 1
-	root=$cache/$KERNEL_ABI
-	if [ ! -e "$root/.complete" ]; then
-		mkdir -p "$cache" || return 1
-		deb=$cache/linux-image-${KERNEL_ABI}_${KERNEL_PKG_VERSION}_amd64.deb
-		(
-			set -e -o pipefail
-			flock 9
-			[ ! -e "$root/.complete" ] || exit 0
-			if ! echo "$KERNEL_DEB_SHA256  $deb" | sha256sum -c --status 2>/dev/null; then
-				rm -f "$deb"
-				cd "$cache"
-				pkg=linux-image-$KERNEL_ABI=$KERNEL_PKG_VERSION
-				# apt's lists may be missing or stale on a fresh machine
-				apt-get download -q "$pkg" >&2 ||
-					{ apt-get update -q >&2 && apt-get download -q "$pkg" >&2; } ||
-					{ echo "disks.sh: cannot download $pkg: bump tests/fixtures/kernel.version (see its header)" >&2; exit 1; }
-				echo "$KERNEL_DEB_SHA256  $deb" | sha256sum -c --status ||
-					{ echo "disks.sh: $deb does not match KERNEL_DEB_SHA256" >&2; exit 1; }
-			fi
-			rm -rf "$root.tmp"
-			dpkg-deb -x "$deb" "$root.tmp"
-			[ -s "$root.tmp/boot/vmlinuz-$KERNEL_ABI" ]
-			# the .deb ships no modules.dep; later users of the modules want it
-			if command -v depmod >/dev/null; then
-				depmod -b "$root.tmp" "$KERNEL_ABI"
-			fi
-			touch "$root.tmp/.complete"
-			rm -rf "$root"
-			mv "$root.tmp" "$root"
-		) 9>"$cache/.lock" || return 1
-	fi
-	echo "$root"
+	bash "$TESTS_DIR/../mk/fetch-deb.sh" --cache "${IMAGER_CACHE:-$O/cache}" \
+		--sha256 "$KERNEL_DEB_SHA256" --depmod "$KERNEL_ABI" \
+		"linux-image-$KERNEL_ABI" "$KERNEL_PKG_VERSION" ||
+		{ echo "disks.sh: cannot get linux-image-$KERNEL_ABI: bump tests/fixtures/kernel.version (see its header)" >&2; return 1; }
 }
 
 # disks_kernel: path of the pinned kernel image (downloads it if needed)

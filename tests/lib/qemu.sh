@@ -171,11 +171,14 @@ _qemu_disk_args() {
 }
 
 # qemu_start [--firmware F] [--log LOG] [--mem MIB] [--kernel K] [--initrd I]
-#	[--append CMDLINE] [-- EXTRA_QEMU_ARGS...]
+#	[--append CMDLINE] [--serial-input] [-- EXTRA_QEMU_ARGS...]
 # Starts QEMU in the background with the disks of qemu_add_disk; sets
 # QEMU_PID (registered for cleanup) and QEMU_LOG (the serial console).
+# --serial-input: the serial port also takes input, typed with qemu_send
+# (QEMU's pipe backend on the FIFOs LOG.in and LOG.out; LOG stays the log).
 qemu_start() {
 	local firmware=bios log=$TRASH/qemu.log mem=${QEMU_MEM:-1024} kernel= initrd= append=
+	local serial_input= serial
 	local -a args extra=()
 	while [ $# -gt 0 ]; do
 		case $1 in
@@ -185,6 +188,7 @@ qemu_start() {
 		--kernel) kernel=$2; shift 2 ;;
 		--initrd) initrd=$2; shift 2 ;;
 		--append) append=$2; shift 2 ;;
+		--serial-input) serial_input=1; shift ;;
 		--) shift; extra=("$@"); break ;;
 		*) _qemu_err "qemu_start: unknown option '$1'"; return 1 ;;
 		esac
@@ -197,7 +201,13 @@ qemu_start() {
 	# each line of fw/disks is one option and its value (no spaces in paths
 	# under $TRASH); word-split them on purpose
 	# shellcheck disable=SC2206
-	args=($accel $fw -m "$mem" -display none -monitor none -serial "file:$log"
+	serial=(-serial "file:$log")
+	if [ -n "$serial_input" ]; then
+		rm -f "$log.in" "$log.out"
+		mkfifo "$log.in" "$log.out" || return 1
+		serial=(-chardev "pipe,id=qser,path=$log,logfile=$log" -serial chardev:qser)
+	fi
+	args=($accel $fw -m "$mem" -display none -monitor none "${serial[@]}"
 		-no-reboot -nic none $disks)
 	[ -z "$kernel" ] || args+=(-kernel "$kernel")
 	[ -z "$initrd" ] || args+=(-initrd "$initrd")
@@ -209,6 +219,19 @@ qemu_start() {
 	QEMU_LOG=$log
 	QEMU_START_NS=$(date +%s%N)
 	register_pid "$QEMU_PID"
+	QEMU_SERIAL_IN=
+	if [ -n "$serial_input" ]; then
+		# QEMU writes the console to LOG.out too: drain it (LOG has it all)
+		cat "$log.out" >/dev/null &
+		register_pid $!
+		QEMU_SERIAL_IN=$log.in
+	fi
+}
+
+# qemu_send TEXT: types TEXT and Enter on the serial console (qemu_start --serial-input)
+qemu_send() {
+	[ -n "${QEMU_SERIAL_IN:-}" ] || _qemu_err "qemu_send: start QEMU with --serial-input" || return 1
+	printf '%s\r' "$1" >"$QEMU_SERIAL_IN"
 }
 
 # _qemu_alive: QEMU_PID still runs

@@ -36,6 +36,15 @@ int store_has_chunk(struct store *s, const struct chunk_id *id);
 int store_get_chunk(struct store *s, const struct chunk_id *id, void *buf, size_t size);
 /* Size of the chunk file on disk, for accounting. */
 int store_chunk_stored_bytes(struct store *s, const struct chunk_id *id, uint64_t *ret);
+/*
+ * Removes a chunk file. Returns 1 if it was removed, 0 if it was not there
+ * (or is the implied all-zero chunk), -errno. It does not look at manifests:
+ * the caller must know that no image references @id (e.g. an import
+ * removing the raw chunks it wrote itself and no image uses,
+ * vdisk_chunks_drop_new()). The chunk's "chunks/<4 hex>/" directory stays,
+ * so a concurrent store_put_chunk() into it never fails.
+ */
+int store_remove_chunk(struct store *s, const struct chunk_id *id);
 
 /* Publishes a manifest under its name; -EEXIST if an image of that name exists. */
 int store_put_manifest(struct store *s, const struct manifest *m);

@@ -6,10 +6,11 @@
 #
 # State lives in $RUN (tmpfs) as small files, so a menu on each console and
 # the shell command `imager-run` see the same view:
-#	$RUN/env          IMAGER, DATA_DIR, DATA_PART, OWN_DISK, STORE_DEFAULT (sourced)
-#	$RUN/disks.flat   `imager disks --json` flattened by json.awk
+#	$RUN/env          IMAGER, DATA_DIR, DATA_PART, OWN_DISK (written by /init, sourced)
 #	$RUN/job.lock/    held (mkdir) while a capture or flash runs
 #	$RUN/log          everything /init printed
+#	$W = $RUN/w.PID   each process's scratch files (disks.flat: `imager
+#	                  disks --json` flattened by json.awk; select.err, ...)
 
 RUN=/run/imager
 LIB=/usr/lib/imager
@@ -72,19 +73,21 @@ json_str_or_null() { if [ -n "$1" ]; then json_str "$1"; else printf 'null'; fi;
 load_env() {
 	[ -r "$RUN/env" ] && . "$RUN/env"
 	: "${IMAGER:=$(find_imager)}"
+	W=$RUN/w.$$
+	mkdir -p "$W"
 }
 
 # --- disks -------------------------------------------------------------------
 
-# disks_refresh: re-read every disk into $RUN/disks.flat (and .json)
+# disks_refresh: re-read every disk into $W/disks.flat (and .json)
 disks_refresh() {
-	"$IMAGER" disks --json >"$RUN/disks.json.tmp" 2>"$RUN/disks.err" || true
-	json_flat <"$RUN/disks.json.tmp" >"$RUN/disks.flat.tmp" 2>>"$RUN/disks.err" || true
-	mv "$RUN/disks.json.tmp" "$RUN/disks.json"
-	mv "$RUN/disks.flat.tmp" "$RUN/disks.flat"
+	"$IMAGER" disks --json >"$W/disks.json.tmp" 2>"$W/disks.err" || true
+	json_flat <"$W/disks.json.tmp" >"$W/disks.flat.tmp" 2>>"$W/disks.err" || true
+	mv "$W/disks.json.tmp" "$W/disks.json"
+	mv "$W/disks.flat.tmp" "$W/disks.flat"
 }
 
-# disk_rows: one tab-separated line per disk from $RUN/disks.flat:
+# disk_rows: one tab-separated line per disk from $W/disks.flat:
 #	node size model serial transport content boot system_disk error
 # "content" says what is on the disk in a few words.
 disk_rows() {
@@ -118,10 +121,10 @@ disk_rows() {
 			       v(p "boot.mode") == "" ? "none" : v(p "boot.mode"),
 			       v(p "system_disk"), v(p "error"))
 		}
-	}' "$RUN/disks.flat"
+	}' "$W/disks.flat"
 }
 
-# disk_field NODE FIELD: one field of NODE from $RUN/disks.flat (model, serial, size, ...)
+# disk_field NODE FIELD: one field of NODE from $W/disks.flat (model, serial, size, ...)
 disk_field() {
 	awk -F '\t' -v node="$1" -v f="$2" '
 	{ val[$1] = $2 }
@@ -129,7 +132,7 @@ disk_field() {
 		n = val["disks#"] + 0
 		for (i = 0; i < n; i++)
 			if (val["disks." i ".node"] == node) { print val["disks." i "." f]; exit }
-	}' "$RUN/disks.flat"
+	}' "$W/disks.flat"
 }
 
 # disk_describe NODE: "/dev/vdb (model QEMU HARDDISK, serial tgt-1, 2.0 GiB)"
@@ -145,7 +148,7 @@ disk_describe() {
 print_disks() {
 	local node size model serial transport content boot sys err mark
 	say "Disks:"
-	if [ ! -s "$RUN/disks.flat" ] || [ "$(jval "$RUN/disks.flat" 'disks#')" = 0 ]; then
+	if [ ! -s "$W/disks.flat" ] || [ "$(jval "$W/disks.flat" 'disks#')" = 0 ]; then
 		say "  (no disks found)"
 		return 0
 	fi
@@ -186,7 +189,7 @@ find_data_partitions() {
 					print val[q "node"], val["disks." i ".node"], val[q "fstype"]
 			}
 		}
-	}' "$RUN/disks.flat"
+	}' "$W/disks.flat"
 }
 
 # own_disk_of DEV: true if DEV (a node or a link to it) is the appliance's own medium
@@ -201,13 +204,13 @@ is_own_disk() {
 # image, oldest first
 images_rows() {
 	local store=$1 name
-	"$IMAGER" images list --json --store "$store" 2>/dev/null | json_flat >"$RUN/images.flat" ||
+	"$IMAGER" images list --json --store "$store" 2>/dev/null | json_flat >"$W/images.flat" ||
 		return 0
-	awk -F '\t' '$1 ~ /^images\.[0-9]+\.name$/ { print $2 }' "$RUN/images.flat" |
+	awk -F '\t' '$1 ~ /^images\.[0-9]+\.name$/ { print $2 }' "$W/images.flat" |
 		while IFS= read -r name; do
 			"$IMAGER" images describe "$name" --json --store "$store" 2>/dev/null |
-				json_flat >"$RUN/image.flat" || continue
-			awk -F '\t' -v name="$name" -v list="$RUN/images.flat" '
+				json_flat >"$W/image.flat" || continue
+			awk -F '\t' -v name="$name" -v list="$W/images.flat" '
 			{ val[$1] = $2 }
 			$1 ~ /^labels\.[0-9]+$/ && $2 ~ /^family=/ && fam == "" { fam = substr($2, 8) }
 			END {
@@ -222,7 +225,7 @@ images_rows() {
 					}
 				printf("%s\t%s\t%s\t%s\t%s\t%s\n", name, val["created"] + 0,
 				       fam == "" ? "-" : fam, val["disks#"] + 0, used, status)
-			}' "$RUN/image.flat"
+			}' "$W/image.flat"
 		done | sort -t '	' -k2,2n -k1,1
 }
 
@@ -289,7 +292,7 @@ write_sh_report() {
 
 # result_marker ok|error ACTION KEY=VALUE...: the one-line result on the console
 result_marker() {
-	local status=$1 action=$2 line
+	local status=$1 action=$2 line kv
 	shift 2
 	line="IMAGER-RESULT $status action=$action"
 	for kv in "$@"; do

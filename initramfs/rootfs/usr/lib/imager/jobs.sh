@@ -77,16 +77,25 @@ resolve_disks() {
 			return $R_CODE
 		fi
 		;;
+	all)
+		# every disk but the appliance's own medium
+		"$IMAGER" select size=1- --all "$@" >"$W/select.out" 2>"$W/select.err" || rc=$?
+		R_NODES=$(cat "$W/select.out")
+		[ $rc -ne 0 ] || return 0
+		R_ERROR="${role}=all: there is no disk other than the appliance's own medium"
+		R_CODE=$EXIT_REFUSED
+		return $R_CODE
+		;;
 	"")
 		# no hints: every disk matches "size=1-"; the messages below say what that means
-		"$IMAGER" select size=1- "$@" >"$RUN/select.out" 2>"$RUN/select.err" || rc=$?
-		R_NODES=$(cat "$RUN/select.out")
+		"$IMAGER" select size=1- "$@" >"$W/select.out" 2>"$W/select.err" || rc=$?
+		R_NODES=$(cat "$W/select.out")
 		if [ $rc -eq 0 ]; then
 			return 0
 		fi
-		n=$(grep -c '^  /dev/' "$RUN/select.err")
+		n=$(grep -c '^  /dev/' "$W/select.err")
 		if [ "$n" -gt 1 ]; then
-			R_ERROR="no ${role} was named (imager.${role}=) and $n disks could be it: $(grep '^  /dev/' "$RUN/select.err" | awk '{ print $1 }' | tr '\n' ' ')"
+			R_ERROR="no ${role} was named (imager.${role}=) and $n disks could be it: $(grep '^  /dev/' "$W/select.err" | awk '{ print $1 }' | tr '\n' ' ')"
 		else
 			R_ERROR="no ${role} was named (imager.${role}=) and there is no disk other than the appliance's own medium"
 		fi
@@ -94,13 +103,13 @@ resolve_disks() {
 		return $R_CODE
 		;;
 	esac
-	"$IMAGER" select "$spec" "$@" >"$RUN/select.out" 2>"$RUN/select.err" || rc=$?
-	R_NODES=$(cat "$RUN/select.out")
+	"$IMAGER" select "$spec" "$@" >"$W/select.out" 2>"$W/select.err" || rc=$?
+	R_NODES=$(cat "$W/select.out")
 	[ $rc -ne 0 ] || return 0
 	# imager's own message names the hints and the disks; keep it on one line
 	R_ERROR="$role '$spec': $(sed -e 's/^imager[a-z ]*: //' -e 's/^Refusing: //' \
 		-e "s/^Refusing '\([^']*\)': /\1: /" -e 's/with --all/with --all (imager.target_all=1)/' \
-		-e 's/^  */ /' "$RUN/select.err" | grep -v '^Try ' | tr '\n' ' ' | sed 's/ *$//')"
+		-e 's/^  */ /' "$W/select.err" | grep -v '^Try ' | tr '\n' ' ' | sed 's/ *$//')"
 	R_CODE=$rc
 	return $rc
 }
@@ -111,7 +120,7 @@ resolve_image() {
 	R_IMAGE= R_ERROR= R_CODE=0
 	if [ -n "$image" ]; then
 		if image_name_ok "$image" &&
-			"$IMAGER" images describe "$image" --store "$store" >/dev/null 2>"$RUN/image.err"; then
+			"$IMAGER" images describe "$image" --store "$store" >/dev/null 2>"$W/image.err"; then
 			R_IMAGE=$image
 			return 0
 		fi
@@ -126,17 +135,17 @@ resolve_image() {
 		R_CODE=$EXIT_NOT_FOUND
 		return $R_CODE
 	fi
-	images_rows "$store" >"$RUN/images.rows"
-	n=$(grep -c . "$RUN/images.rows")
+	images_rows "$store" >"$W/images.rows"
+	n=$(grep -c . "$W/images.rows")
 	if [ "$n" -eq 1 ]; then
-		R_IMAGE=$(cut -f1 "$RUN/images.rows")
+		R_IMAGE=$(cut -f1 "$W/images.rows")
 		return 0
 	fi
 	if [ "$n" -eq 0 ]; then
 		R_ERROR="the store $store holds no image"
 		R_CODE=$EXIT_NOT_FOUND
 	else
-		R_ERROR="no image was named (imager.image= or imager.family=) and $store holds $n: $(cut -f1 "$RUN/images.rows" | tr '\n' ' ')"
+		R_ERROR="no image was named (imager.image= or imager.family=) and $store holds $n: $(cut -f1 "$W/images.rows" | tr '\n' ' ')"
 		R_CODE=$EXIT_REFUSED
 	fi
 	return $R_CODE
@@ -198,6 +207,10 @@ job_capture() {
 	need_store || { refuse capture "$R_CODE" "$R_ERROR" "$image" "$@"; return; }
 	resolve_disks source "$spec" 0 || { refuse capture "$R_CODE" "$R_ERROR" "$image" "$@"; return; }
 	src=$R_NODES
+	if [ "$(echo "$src" | grep -c .)" -ne 1 ]; then
+		refuse capture $EXIT_REFUSED "source '$spec' names $(echo "$src" | grep -c .) disks ($(echo $src)); a capture reads one" "$image" "$@"
+		return
+	fi
 	[ -n "$image" ] || image=${family:-capture}-$(date -u +%Y%m%d-%H%M%S)
 	if "$IMAGER" images describe "$image" --store "$STORE" >/dev/null 2>&1; then
 		refuse capture $EXIT_REFUSED "an image named '$image' already exists in $STORE" "$image" "$@"
@@ -273,7 +286,7 @@ job_flash() {
 # job_from_opts: the job the OPT_* variables ask for (kernel command line or imager-run)
 job_from_opts() {
 	case ${OPT_ACTION:-} in
-	capture) job_capture "${OPT_SOURCE:-}" "${OPT_IMAGE:-}" "${OPT_FAMILY:-}" ;;
+	capture) job_capture "${OPT_SOURCE:-${OPT_TARGET:-}}" "${OPT_IMAGE:-}" "${OPT_FAMILY:-}" ;;
 	flash)
 		local grow=
 		[ "${OPT_GROW:-0}" = 1 ] && grow=1
