@@ -379,7 +379,7 @@ static int cap_work(void *userdata, void *item)
 	it->zero = memeqzero(it->buf, it->size_bytes);
 	if (it->zero)
 		return 0;
-	chunk_id_compute(it->buf, it->size_bytes, &it->id);
+	store_chunk_id(c->store, it->buf, it->size_bytes, &it->id);
 	it->stored_bytes = 0;
 	r = store_put_chunk(c->store, &it->id, it->buf, it->size_bytes, &it->stored_bytes);
 	if (r < 0)

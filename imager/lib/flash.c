@@ -691,6 +691,7 @@ static int vf_produce(void *userdata, uint64_t seq, void *item)
 
 static int vf_work(void *userdata, void *item)
 {
+	struct fl_ctx *c = userdata;
 	struct fl_item *it = item;
 	struct chunk_id id;
 
@@ -698,7 +699,7 @@ static int vf_work(void *userdata, void *item)
 		it->mismatch = !memeqzero(it->buf, it->size_bytes);
 		return 0;
 	}
-	chunk_id_compute(it->buf, it->size_bytes, &id);
+	store_chunk_id(c->store, it->buf, it->size_bytes, &id);
 	it->mismatch = !chunk_id_equal(&id, &it->chunk->id);
 	return 0;
 }

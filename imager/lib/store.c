@@ -56,6 +56,11 @@ const char *store_path(const struct store *s)
 	return s->path;
 }
 
+int store_dir_fd(const struct store *s)
+{
+	return s ? s->dir_fd : -EBADF;
+}
+
 static void chunk_relpath(const struct chunk_id *id, char buf[static CHUNK_RELPATH_MAX])
 {
 	char hex[CHUNK_ID_STRING_MAX];
@@ -485,4 +490,9 @@ int store_list_manifests(struct store *s, char ***ret)
 	qsort(names, n, sizeof(char *), cmp_strp);
 	*ret = TAKE_PTR(names);
 	return 0;
+}
+
+void store_chunk_id(const struct store *s, const void *data, size_t size, struct chunk_id *ret)
+{
+	chunk_id_compute(data, size, ret);
 }

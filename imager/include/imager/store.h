@@ -22,6 +22,12 @@ struct manifest;
 int store_open(const char *path, bool create, struct store **ret);
 struct store *store_free(struct store *s);
 const char *store_path(const struct store *s);
+/*
+ * The store directory's file descriptor, owned by @s (do not close it). For
+ * modules that keep their own files in a store (lifecycle, gc); they must
+ * follow the publish rules of docs/FORMAT.md.
+ */
+int store_dir_fd(const struct store *s);
 
 /*
  * Adds a chunk. Idempotent: an ID already present is a successful no-op.
@@ -30,6 +36,12 @@ const char *store_path(const struct store *s);
  */
 int store_put_chunk(struct store *s, const struct chunk_id *id, const void *data, size_t size,
 		    uint64_t *ret_stored_bytes);
+/*
+ * The ID of a chunk's bytes in this store. Today the SHA-256 of the bytes;
+ * an encrypted store keys it (docs/FORMAT.md), so every caller that names or
+ * checks chunks (capture, flash's read-back verification) goes through here.
+ */
+void store_chunk_id(const struct store *s, const void *data, size_t size, struct chunk_id *ret);
 /* 1 present, 0 absent, -errno */
 int store_has_chunk(struct store *s, const struct chunk_id *id);
 /* Reads, decompresses and re-verifies a chunk into @buf (@size = its uncompressed size). */
