@@ -109,3 +109,4 @@ help:
 	@echo 'Variables: O=DIR (output dir), V=1 (verbose), CI=true (-Werror)'
 
 include mk/appliance.mk
+include mk/fuzz.mk

@@ -298,61 +298,42 @@ done
 
 want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 
-# The target is written in full first (by the device write test or a plain dd),
-# so every later run overwrites allocated blocks of the backing file.
-if want device; then
-	for r in $(seq 1 "$RUNS"); do
-		dev_rate device-read "$r" read "$SRC"
-	done
-	for r in $(seq 1 "$RUNS"); do
-		owned "$TGT" "$TARGET"
-		dev_rate device-write "$r" write "$TGT"
-	done
-else
-	owned "$TGT" "$TARGET"
-	dd if=/dev/zero of="$TGT" bs=4M count="$COUNT_4M" oflag=direct conv=fsync status=none
-fi
-
 STORE=$WORK/store
 PC=$WORK/partclone
 DDZ=$WORK/disk.dd.zst
-if want capture || want flash; then
-	for r in $(seq 1 "$RUNS"); do
-		rm -rf "$STORE"
-		# image bytes: the store's files (chunks, manifest, config), as for the peers
-		measure imager-capture "$r" 'find "$STORE" -type f -printf "%s\n" | awk "{ s += \$1 } END { print s }"' \
-			"'$IMAGER' capture '$SRC' --store '$STORE' --image bench --progress=json" \
-			"> '$WORK/capture.json'"
-		grep '"phase":"done"' "$WORK/capture.json" >"$WORK/capture.done"
-		want capture || break
-	done
-fi
-USED_BYTES=$(sed -n 's/.*"used_bytes":\([0-9]*\).*/\1/p' "$WORK/capture.done")
 
-if want capture || want flash; then
-	for r in $(seq 1 "$RUNS"); do
-		rm -rf "$PC"
-		mkdir -p "$PC"
-		# what Clonezilla saves: the GPT, the BIOS-boot partition raw, each
-		# file system with partclone, all through zstd -T0 -3
-		measure partclone-capture "$r" 'du -scb "$PC"/* | tail -1 | cut -f1' \
-			"set -e -o pipefail;" \
-			"sgdisk --backup='$PC/gpt.sgdisk' '$SRC' >/dev/null;" \
-			"dd if='${SRC}p1' bs=4M status=none | zstd -T0 -3 -q > '$PC/p1.dd.zst';" \
-			"partclone.vfat -c -s '${SRC}p2' -o - 2>>'$PC/log' | zstd -T0 -3 -q > '$PC/p2.vfat.zst';" \
-			"partclone.ext4 -c -s '${SRC}p3' -o - 2>>'$PC/log' | zstd -T0 -3 -q > '$PC/p3.ext4.zst'"
-		want capture || break
-	done
-fi
+# One function per measured command; the runs go round-robin (every command
+# once per round), so a change in the machine's load hits all tools alike.
 
-if want capture; then
-	for r in $(seq 1 "$RUNS"); do
-		rm -f "$DDZ"
-		measure dd-capture "$r" 'stat -c %s "$DDZ"' \
-			"set -e -o pipefail; dd if='$SRC' bs=4M status=none | zstd -T0 -3 -q > '$DDZ'"
-	done
+run_imager_capture() {
+	rm -rf "$STORE"
+	# image bytes: the store's files (chunks, manifest, config), as for the peers
+	measure imager-capture "$1" \
+		'find "$STORE" -type f -printf "%s\n" | awk "{ s += \$1 } END { print s }"' \
+		"'$IMAGER' capture '$SRC' --store '$STORE' --image bench --progress=json" \
+		"> '$WORK/capture.json'"
+	grep '"phase":"done"' "$WORK/capture.json" >"$WORK/capture.done"
+}
+
+run_partclone_capture() {
+	rm -rf "$PC"
+	mkdir -p "$PC"
+	# what Clonezilla saves: the GPT, the BIOS-boot partition raw, each file
+	# system with partclone, all through zstd -T0 -3
+	measure partclone-capture "$1" 'du -scb "$PC"/* | tail -1 | cut -f1' \
+		"set -e -o pipefail;" \
+		"sgdisk --backup='$PC/gpt.sgdisk' '$SRC' >/dev/null;" \
+		"dd if='${SRC}p1' bs=4M status=none | zstd -T0 -3 -q > '$PC/p1.dd.zst';" \
+		"partclone.vfat -c -s '${SRC}p2' -o - 2>>'$PC/log' | zstd -T0 -3 -q > '$PC/p2.vfat.zst';" \
+		"partclone.ext4 -c -s '${SRC}p3' -o - 2>>'$PC/log' | zstd -T0 -3 -q > '$PC/p3.ext4.zst'"
+}
+
+run_dd_capture() {
 	rm -f "$DDZ"
-fi
+	measure dd-capture "$1" 'stat -c %s "$DDZ"' \
+		"set -e -o pipefail; dd if='$SRC' bs=4M status=none | zstd -T0 -3 -q > '$DDZ'"
+	rm -f "$DDZ"
+}
 
 # check_target NAME: the flashed root is clean and holds the same random files
 check_target() {
@@ -368,45 +349,77 @@ check_target() {
 	say "$1: flashed disk checked (e2fsck -fn clean, random files equal)"
 }
 
+# run_imager_flash RUN verify|no-verify
+run_imager_flash() {
+	local opt=
+	[ "$2" = no-verify ] && opt=--no-verify
+	owned "$TGT" "$TARGET"
+	partx -d "$TGT" 2>/dev/null || true
+	measure "imager-flash-$2" "$1" \
+		"sed -n 's/.*\"written_bytes\":\([0-9]*\).*/\1/p' '$WORK/flash.json'" \
+		"'$IMAGER' flash bench '$TGT' --store '$STORE' --yes $opt --progress=json" \
+		"> '$WORK/flash.json'"
+	grep '"phase":"done"' "$WORK/flash.json" >>"$LOG"
+	if [ "$1" = 1 ]; then check_target "imager-flash-$2"; fi
+}
+
+run_partclone_restore() {
+	owned "$TGT" "$TARGET"
+	partx -d "$TGT" 2>/dev/null || true
+	# Clonezilla's restore: table, then each partition; sync to be durable
+	measure partclone-restore "$1" 'echo 0' \
+		"set -e -o pipefail;" \
+		"sgdisk --load-backup='$PC/gpt.sgdisk' '$TGT' >/dev/null 2>&1 || true;" \
+		"partx -a '$TGT'; udevadm settle 2>/dev/null || true;" \
+		"zstd -dc '$PC/p1.dd.zst' | dd of='${TGT}p1' bs=4M status=none;" \
+		"zstd -dc '$PC/p2.vfat.zst' | partclone.vfat -r -s - -o '${TGT}p2' 2>>'$PC/log';" \
+		"zstd -dc '$PC/p3.ext4.zst' | partclone.ext4 -r -s - -o '${TGT}p3' 2>>'$PC/log';" \
+		"sync"
+	if [ "$1" = 1 ]; then check_target partclone-restore; fi
+	partx -d "$TGT" 2>/dev/null || true
+}
+
+run_bmaptool_copy() {
+	owned "$TGT" "$TARGET"
+	partx -d "$TGT" 2>/dev/null || true
+	measure bmaptool-copy "$1" \
+		"awk -F'[<>]' '/<MappedBlocksCount>/ { m = \$3 } /<BlockSize>/ { b = \$3 } END { printf \"%.0f\\n\", m * b }' '$DISK.bmap'" \
+		"bmaptool -q copy --bmap '$DISK.bmap' '$DISK' '$TGT'"
+	if [ "$1" = 1 ]; then check_target bmaptool-copy; fi
+}
+
+# The target is written in full first (by the device write test or a plain dd),
+# so every later run overwrites allocated blocks of the backing file.
+if want device; then
+	for r in $(seq 1 "$RUNS"); do
+		dev_rate device-read "$r" read "$SRC"
+		owned "$TGT" "$TARGET"
+		dev_rate device-write "$r" write "$TGT"
+	done
+else
+	owned "$TGT" "$TARGET"
+	dd if=/dev/zero of="$TGT" bs=4M count="$COUNT_4M" oflag=direct conv=fsync status=none
+fi
+
+# flash needs a store and partclone images: one capture round makes them
+if want capture; then
+	for r in $(seq 1 "$RUNS"); do
+		run_imager_capture "$r"
+		run_partclone_capture "$r"
+		run_dd_capture "$r"
+	done
+elif want flash; then
+	run_imager_capture 1
+	run_partclone_capture 1
+fi
+USED_BYTES=$(sed -n 's/.*"used_bytes":\([0-9]*\).*/\1/p' "$WORK/capture.done" 2>/dev/null || true)
+
 if want flash; then
-	for v in verify no-verify; do
-		opt=
-		[ $v = no-verify ] && opt=--no-verify
-		for r in $(seq 1 "$RUNS"); do
-			owned "$TGT" "$TARGET"
-			partx -d "$TGT" 2>/dev/null || true
-			measure "imager-flash-$v" "$r" \
-				"sed -n 's/.*\"written_bytes\":\([0-9]*\).*/\1/p' '$WORK/flash.json'" \
-				"'$IMAGER' flash bench '$TGT' --store '$STORE' --yes $opt --progress=json" \
-				"> '$WORK/flash.json'"
-			grep '"phase":"done"' "$WORK/flash.json" >>"$LOG"
-			[ "$r" = 1 ] && check_target "imager-flash-$v"
-		done
-	done
-
 	for r in $(seq 1 "$RUNS"); do
-		owned "$TGT" "$TARGET"
-		partx -d "$TGT" 2>/dev/null || true
-		# Clonezilla's restore: table, then each partition; sync to be durable
-		measure partclone-restore "$r" 'echo 0' \
-			"set -e -o pipefail;" \
-			"sgdisk --load-backup='$PC/gpt.sgdisk' '$TGT' >/dev/null 2>&1 || true;" \
-			"partx -a '$TGT'; udevadm settle 2>/dev/null || true;" \
-			"zstd -dc '$PC/p1.dd.zst' | dd of='${TGT}p1' bs=4M status=none;" \
-			"zstd -dc '$PC/p2.vfat.zst' | partclone.vfat -r -s - -o '${TGT}p2' 2>>'$PC/log';" \
-			"zstd -dc '$PC/p3.ext4.zst' | partclone.ext4 -r -s - -o '${TGT}p3' 2>>'$PC/log';" \
-			"sync"
-		[ "$r" = 1 ] && check_target partclone-restore
-		partx -d "$TGT" 2>/dev/null || true
-	done
-
-	for r in $(seq 1 "$RUNS"); do
-		owned "$TGT" "$TARGET"
-		partx -d "$TGT" 2>/dev/null || true
-		measure bmaptool-copy "$r" \
-			"awk -F'[<>]' '/<MappedBlocksCount>/ { m = \$3 } /<BlockSize>/ { b = \$3 } END { printf \"%.0f\\n\", m * b }' '$DISK.bmap'" \
-			"bmaptool -q copy --bmap '$DISK.bmap' '$DISK' '$TGT'"
-		[ "$r" = 1 ] && check_target bmaptool-copy
+		run_imager_flash "$r" verify
+		run_imager_flash "$r" no-verify
+		run_partclone_restore "$r"
+		run_bmaptool_copy "$r"
 	done
 fi
 
@@ -427,6 +440,7 @@ have() { [ -n "$(med "$1" 3)" ]; }
 	echo "imager bench, $(date -u +%Y-%m-%dT%H:%M:%SZ), $(uname -r), $(nproc) CPUs,"
 	echo "  $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 	echo "disk: $GIB GiB GPT (1 MiB BIOS-boot, $ESP_MIB MiB FAT32 ESP, ext4 root), $(cat "$READY")"
+	echo "$("$IMAGER" --version 2>&1 | head -1) ($IMAGER)"
 	echo "imager used bytes (what capture reads): ${USED_BYTES:-?}; runs: $RUNS, medians"
 	echo "1-min load average at run starts: median $(cut -f7 "$TSV" | tail -n +2 | sort -g |
 		awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'), max $(cut -f7 "$TSV" |

@@ -53,6 +53,19 @@ PATH=$PATH:/usr/sbin:/sbin
 for tool in busybox cpio depmod modprobe ldd; do
 	command -v "$tool" >/dev/null || appl_die "'$tool' not found (make deps)"
 done
+# trusted keys before the slow steps: an unusable key would refuse every image at
+# flash time, and a private key must never ship
+for key in $CONFIG_APPLIANCE_TRUSTED_KEYS; do
+	case $key in /*) ;; *) key=$TOP/$key ;; esac
+	[ -f "$key" ] || appl_die "trusted key '$key' does not exist (CONFIG_APPLIANCE_TRUSTED_KEYS)"
+	# /init passes each as one word to `imager flash --trust` (jobs.sh trust_opts)
+	case ${key##*/} in
+	*[!A-Za-z0-9._+-]*) appl_die "trusted key file name '${key##*/}': use letters, digits, '.', '_', '+', '-'" ;;
+	esac
+	id=$("$imager" keys id "$key" 2>&1) ||
+		appl_die "trusted key '$key' is not an Ed25519 public key ('imager keys generate' writes NAME.pub): $id"
+	case $id in *private*) appl_die "trusted key '$key' is a PRIVATE key: list its .pub file" ;; esac
+done
 
 out=$(realpath -m "$out")
 mkdir -p "$(dirname "$out")"

@@ -23,7 +23,9 @@
 #include "imager/manifest.h"
 #include "imager/ptable.h"
 #include "imager/store.h"
+#include "lifecycle.h"
 #include "report.h"
+#include "trust.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 #include "util/strutil.h"
@@ -112,10 +114,10 @@ static void summary(const struct capture_request *req, const struct manifest *m,
 	if (req->progress == PROGRESS_JSON) {
 		char digest[65];
 		hex_encode(m->content_digest, sizeof(m->content_digest), digest);
-		printf("{\"phase\":\"done\",\"image\":\"%s\",\"disks\":%zu,\"used_bytes\":%llu,"
+		printf("{\"phase\":\"done\",\"kind\":\"%s\",\"image\":\"%s\",\"disks\":%zu,\"used_bytes\":%llu,"
 		       "\"stored_bytes\":%llu,\"new_stored_bytes\":%llu,\"chunks\":%llu,"
 		       "\"new_chunks\":%llu,\"seconds\":%.3f,\"digest\":\"%s\"}\n",
-		       m->name, m->n_disks, (unsigned long long) st->used_bytes,
+		       manifest_kind_to_string(m->kind), m->name, m->n_disks, (unsigned long long) st->used_bytes,
 		       (unsigned long long) st->stored_bytes,
 		       (unsigned long long) st->new_stored_bytes, (unsigned long long) st->chunks,
 		       (unsigned long long) st->new_chunks, st->seconds, digest);
@@ -123,6 +125,17 @@ static void summary(const struct capture_request *req, const struct manifest *m,
 	}
 	if (arg_quiet)
 		return;
+	if (m->kind == MANIFEST_KIND_SNAPSHOT) {
+		/* what a snapshot costs: the bytes the store did not hold yet */
+		printf("Captured snapshot '%s' of %s: stored %s new of %s used (%llu of %llu chunks "
+		       "new), %.1f s\n",
+		       m->name, m->source.nodes && m->source.nodes[0] ? m->source.nodes[0] : "?",
+		       format_bytes(news, sizeof(news), st->new_stored_bytes),
+		       format_bytes(used, sizeof(used), st->used_bytes),
+		       (unsigned long long) st->new_chunks, (unsigned long long) st->chunks,
+		       st->seconds);
+		return;
+	}
 	printf("Captured %s '%s': %zu disk%s, %s used, %s stored (%s new in %llu of %llu "
 	       "chunks), %.1f s, %s/s\n",
 	       req->kind_word ? req->kind_word : "image",
@@ -143,16 +156,26 @@ static int capture(const struct capture_request *req, struct report *rep)
 	struct host_identity host = {};
 	size_t n_disks = req->n_disks;
 	const char *store_path = req->store_path;
+	const char *what = req->kind == MANIFEST_KIND_SNAPSHOT ? "Snapshot" : "Image";
+	_cleanup_close_ int lock_fd = -EBADF;
+	int64_t now;
 	int r;
 
+	r = cli_now(&now);
+	if (r < 0)
+		return r;
 	r = store_open(store_path, true, &store);
 	if (r < 0)
 		return log_error_errno(r, "Failed to open store '%s': %m", store_path);
+	/* from before the first chunk until the manifest is out: gc waits for us */
+	r = cli_store_lock(store, STORE_LOCK_SHARED, true, &lock_fd);
+	if (r < 0)
+		return r;
 	{
 		_cleanup_(manifest_freep) struct manifest *old = NULL;
-		r = store_get_manifest(store, req->name, &old);
+		r = store_get_manifest_of_kind(store, req->kind, req->name, &old);
 		if (r >= 0 || r == -EBADMSG)
-			return log_error_errno(-EEXIST, "Image '%s' already exists in store '%s'.",
+			return log_error_errno(-EEXIST, "%s '%s' already exists in store '%s'.", what,
 					       req->name, store_path);
 	}
 
@@ -164,9 +187,14 @@ static int capture(const struct capture_request *req, struct report *rep)
 		return log_oom();
 	m->version_major = MANIFEST_VERSION_MAJOR;
 	m->version_minor = MANIFEST_VERSION_MINOR;
+	m->kind = req->kind;
 	m->name = strdup(req->name);
 	m->description = req->description ? strdup(req->description) : NULL;
-	m->created_unix = (int64_t) time(NULL);
+	m->created_unix = now;
+	m->source.type = MANIFEST_SOURCE_DISK;
+	m->source.nodes = calloc(n_disks + 1, sizeof(char *));
+	if (!m->source.nodes)
+		return log_oom();
 	m->tool_version = strdup(IMAGER_VERSION);
 	if (req->n_labels > 0) {
 		m->labels = calloc(req->n_labels + 1, sizeof(char *));
@@ -199,6 +227,9 @@ static int capture(const struct capture_request *req, struct report *rep)
 		if (r < 0)
 			return log_error_errno(r, "Cannot open disk '%s': %m", path);
 		rd = report_add_disk(rep, d->node, d->model, d->serial, d->wwn, d->size_bytes);
+		m->source.nodes[i] = strdup(d->node);
+		if (!m->source.nodes[i])
+			return log_oom();
 
 		if (!d->is_file) {
 			r = blkdev_in_use(d, &reason);
@@ -260,13 +291,18 @@ static int capture(const struct capture_request *req, struct report *rep)
 	}
 	manifest_compute_digest(m, m->content_digest);
 	report_set_digest(rep, m->content_digest);
+	/* the signature first, so that a listed image is already signed */
+	r = cli_sign_before_publish(store, m, req->sign_key);
+	if (r < 0)
+		return r;
 	/* last: the manifest names only chunks that are already durable in the store */
 	r = store_put_manifest(store, m);
 	if (r == -EEXIST)
-		return log_error_errno(r, "Image '%s' already exists in store '%s'.", req->name,
+		return log_error_errno(r, "%s '%s' already exists in store '%s'.", what, req->name,
 				       store_path);
 	if (r < 0)
-		return log_error_errno(r, "Failed to publish image '%s': %m", req->name);
+		return log_error_errno(r, "Failed to publish %s '%s': %m",
+				       manifest_kind_to_string(req->kind), req->name);
 	summary(req, m, &stats);
 	return 0;
 out:

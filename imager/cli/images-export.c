@@ -48,7 +48,7 @@ static void help(void)
 	printf("Usage: imager images export NAME --format FORMAT -o FILE [OPTIONS]\n\n"
 	       "Write one disk of an image as a file other tools use.\n\n"
 	       "  -f --format FORMAT  raw      sparse raw disk\n"
-	       "                      gce-tar  Compute Engine import: FILE.tar.gz holding disk.raw\n"
+	       "                      gce-tar  Compute Engine import: FILE.tar.gz with disk.raw\n"
 	       "                               (old-GNU sparse tar, gzip, size rounded up to GiB)\n"
 	       "                      qcow2    qcow2 v3 for KVM/OpenStack, only used clusters\n"
 	       "                      vhd      fixed VHD for Azure, size rounded up to MiB\n"
@@ -92,9 +92,8 @@ static int parse_argv(int argc, char *argv[])
 		case 'f':
 			arg_format = export_format_from_string(optarg);
 			if ((int) arg_format < 0)
-				return usage_error("images export",
-						   "unknown format '%s' (raw, gce-tar, qcow2, vhd, vmdk)",
-						   optarg);
+				return usage_error("images export", "unknown format '%s' (raw, "
+						   "gce-tar, qcow2, vhd, vmdk)", optarg);
 			break;
 		case 'o':
 			arg_output = optarg;
@@ -127,8 +126,8 @@ static int parse_argv(int argc, char *argv[])
 		return usage_error("images export", "-o FILE is required");
 	if (arg_format == EXPORT_GCE_TAR && !has_suffix(arg_output, ".tar.gz"))
 		return usage_error("images export",
-				   "a gce-tar export must be named *.tar.gz (Compute Engine imports "
-				   "only those), not '%s'",
+				   "a gce-tar export must be named *.tar.gz (Compute Engine "
+				   "imports only those), not '%s'",
 				   arg_output);
 	if (strlen(arg_output) + sizeof(".tmp.XXXXXX") > sizeof(tmp_path))
 		return usage_error("images export", "output path too long");
@@ -198,7 +197,8 @@ static void print_done(const struct manifest *m, const struct export_stats *st,
 	       m->name, arg_disk, export_format_to_string(arg_format), arg_output,
 	       format_bytes(disk, sizeof(disk), st->disk_bytes),
 	       format_bytes(data, sizeof(data), st->data_bytes),
-	       (unsigned long long) st->chunks_read, format_bytes(file, sizeof(file), st->file_bytes),
+	       (unsigned long long) st->chunks_read,
+	       format_bytes(file, sizeof(file), st->file_bytes),
 	       format_bytes(alloc, sizeof(alloc), allocated_bytes), st->seconds);
 }
 

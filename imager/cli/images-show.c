@@ -1,5 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* imager images list [--json] and imager images describe NAME [--json]: what a store holds. */
+/*
+ * imager images list [--family F] [--show-deprecated] [--json] and
+ * imager images describe NAME [--json]: what a store holds. The same code
+ * lists and describes snapshots (verb-snapshots.c).
+ */
 #include <errno.h>
 #include <getopt.h>
 #include <libsmartcols.h>
@@ -7,10 +11,15 @@
 #include <string.h>
 
 #include "cli.h"
+#include "imager/gc.h"
+#include "imager/lifecycle.h"
 #include "imager/manifest.h"
 #include "imager/store.h"
+#include "lifecycle.h"
 #include "output.h"
+#include "show.h"
 #include "target.h"
+#include "trust.h"
 #include "util/cleanup.h"
 #include "util/json.h"
 #include "util/log.h"
@@ -18,10 +27,11 @@
 
 DEFINE_CLEANUP(struct store *, store_free)
 DEFINE_CLEANUP(struct manifest *, manifest_free)
+DEFINE_CLEANUP(struct store_refs *, store_refs_free)
 DEFINE_CLEANUP(struct libscols_table *, scols_unref_table)
 
-static const char *arg_store;
-static bool arg_json;
+static const char *arg_store, *arg_family;
+static bool arg_json, arg_show_deprecated;
 
 static uint64_t image_used_bytes(const struct manifest *m)
 {
@@ -41,73 +51,182 @@ static uint64_t image_size_bytes(const struct manifest *m)
 	return sum;
 }
 
-static int list(void)
+static int open_store(const char *store_arg, struct store **ret)
 {
-	_cleanup_(store_freep) struct store *s = NULL;
-	_cleanup_strv_free_ char **names = NULL;
-	_cleanup_(scols_unref_tablep) struct libscols_table *tb = NULL;
-	const char *path = cli_store_path(arg_store);
-	int r;
+	const char *path = cli_store_path(store_arg);
+	int r = store_open(path, false, ret);
 
-	r = store_open(path, false, &s);
 	if (r == -ENOENT)
 		return log_error_errno(r, "Store '%s' does not exist.", path);
 	if (r < 0)
 		return log_error_errno(r, "Failed to open store '%s': %m", path);
-	r = store_list_manifests(s, &names);
+	return 0;
+}
+
+/* The effective deprecation state of image @name now; DELETED-like "UNKNOWN" if unreadable. */
+static const char *state_of(struct store *s, const char *name, int64_t now,
+			    enum deprecation_state *ret)
+{
+	struct deprecation d = DEPRECATION_INIT;
+	int r = store_get_deprecation(s, name, &d);
+
+	if (r == -ENOENT) {
+		*ret = DEPRECATION_ACTIVE;
+		return "ACTIVE";
+	}
+	if (r < 0) {
+		*ret = DEPRECATION_DELETED; /* hidden by default: it may be obsolete */
+		return "UNKNOWN";
+	}
+	*ret = deprecation_effective_state(&d, now);
+	deprecation_done(&d);
+	return deprecation_state_to_string(*ret);
+}
+
+static void set_bytes(struct libscols_line *ln, size_t col, uint64_t v, bool json)
+{
+	char sz[FORMAT_BYTES_MAX + 8];
+
+	if (json)
+		snprintf(sz, sizeof(sz), "%llu", (unsigned long long) v);
+	else
+		format_bytes(sz, sizeof(sz), v);
+	scols_line_set_data(ln, col, sz);
+}
+
+int cli_list_manifests(enum manifest_kind kind, const char *store_arg, const char *family,
+		       bool show_deprecated, bool json)
+{
+	_cleanup_(store_freep) struct store *s = NULL;
+	_cleanup_strv_free_ char **names = NULL;
+	_cleanup_(scols_unref_tablep) struct libscols_table *tb = NULL;
+	_cleanup_(store_refs_freep) struct store_refs *refs = NULL;
+	bool snapshots = kind == MANIFEST_KIND_SNAPSHOT;
+	/* columns: images and snapshots differ in the 2nd and 7th */
+	enum { C_NAME, C_FAMILY, C_CREATED, C_DISKS, C_SIZE, C_USED, C_STATE, C_STATUS, C_DESC };
+	int64_t now;
+	int r;
+
+	r = cli_now(&now);
 	if (r < 0)
-		return log_error_errno(r, "Failed to list images in '%s': %m", path);
+		return r;
+	r = open_store(store_arg, &s);
+	if (r < 0)
+		return r;
+	r = store_list_manifests_of_kind(s, kind, &names);
+	if (r < 0)
+		return log_error_errno(r, "Failed to list %ss in '%s': %m",
+				       manifest_kind_to_string(kind), store_path(s));
+	if (snapshots && store_refs_load(s, &refs, NULL) < 0)
+		refs = NULL; /* a damaged manifest: no unique bytes column values */
 
 	tb = scols_new_table();
 	if (!tb)
 		return log_oom();
-	scols_table_set_name(tb, "images");
-	scols_table_enable_json(tb, arg_json);
-	if (!scols_table_new_column(tb, "name", 0.3, 0) ||
+	scols_table_set_name(tb, snapshots ? "snapshots" : "images");
+	scols_table_enable_json(tb, json);
+	if (!scols_table_new_column(tb, "name", 0.25, 0) ||
+	    !scols_table_new_column(tb, snapshots ? "source" : "family", 0.15, 0) ||
 	    !scols_table_new_column(tb, "created", 0.2, 0) ||
 	    !scols_table_new_column(tb, "disks", 0.05, SCOLS_FL_RIGHT) ||
 	    !scols_table_new_column(tb, "size", 0.1, SCOLS_FL_RIGHT) ||
 	    !scols_table_new_column(tb, "used", 0.1, SCOLS_FL_RIGHT) ||
+	    !scols_table_new_column(tb, snapshots ? "unique" : "state", 0.1,
+				    snapshots ? SCOLS_FL_RIGHT : 0) ||
 	    !scols_table_new_column(tb, "status", 0.1, 0) ||
 	    !scols_table_new_column(tb, "description", 0.3, SCOLS_FL_TRUNC))
 		return log_oom();
-	if (arg_json) {
-		for (int i = 2; i <= 4; i++)
+	if (json) {
+		for (int i = C_DISKS; i <= C_USED; i++)
 			scols_column_set_json_type(scols_table_get_column(tb, i), SCOLS_JSON_NUMBER);
+		if (snapshots)
+			scols_column_set_json_type(scols_table_get_column(tb, C_STATE),
+						   SCOLS_JSON_NUMBER);
 	}
 	for (char **n = names; n && *n; n++) {
 		_cleanup_(manifest_freep) struct manifest *m = NULL;
-		struct libscols_line *ln = scols_table_new_line(tb, NULL);
-		char buf[64], sz[FORMAT_BYTES_MAX];
+		struct libscols_line *ln;
+		enum deprecation_state state = DEPRECATION_ACTIVE;
+		const char *state_str = NULL;
+		char buf[64];
 
+		r = store_get_manifest_of_kind(s, kind, *n, &m);
+		if (r < 0 && family)
+			continue; /* its family is unknown */
+		if (!snapshots && r >= 0) {
+			if (family && !streq_ptr(m->family, family))
+				continue;
+			state_str = state_of(s, *n, now, &state);
+			if (state != DEPRECATION_ACTIVE && !show_deprecated)
+				continue;
+		}
+		ln = scols_table_new_line(tb, NULL);
 		if (!ln)
 			return log_oom();
-		scols_line_set_data(ln, 0, *n);
-		r = store_get_manifest(s, *n, &m);
+		scols_line_set_data(ln, C_NAME, *n);
 		if (r < 0) {
-			scols_line_set_data(ln, 5, r == -EBADMSG ? "DAMAGED" : "UNREADABLE");
+			scols_line_set_data(ln, C_STATUS, r == -EBADMSG ? "DAMAGED" : "UNREADABLE");
 			continue;
 		}
-		scols_line_set_data(ln, 1, format_timestamp(buf, sizeof(buf), m->created_unix));
+		if (snapshots) {
+			if (m->source.type == MANIFEST_SOURCE_DISK && m->source.nodes)
+				scols_line_set_data(ln, C_FAMILY, m->source.nodes[0]);
+		} else if (m->family)
+			scols_line_set_data(ln, C_FAMILY, m->family);
+		scols_line_set_data(ln, C_CREATED, format_timestamp(buf, sizeof(buf), m->created_unix));
 		snprintf(buf, sizeof(buf), "%zu", m->n_disks);
-		scols_line_set_data(ln, 2, buf);
-		if (arg_json)
-			snprintf(sz, sizeof(sz), "%llu", (unsigned long long) image_size_bytes(m));
-		else
-			format_bytes(sz, sizeof(sz), image_size_bytes(m));
-		scols_line_set_data(ln, 3, sz);
-		if (arg_json)
-			snprintf(sz, sizeof(sz), "%llu", (unsigned long long) image_used_bytes(m));
-		else
-			format_bytes(sz, sizeof(sz), image_used_bytes(m));
-		scols_line_set_data(ln, 4, sz);
-		scols_line_set_data(ln, 5, "READY");
-		scols_line_set_data(ln, 6, m->description ? m->description : "");
+		scols_line_set_data(ln, C_DISKS, buf);
+		set_bytes(ln, C_SIZE, image_size_bytes(m), json);
+		set_bytes(ln, C_USED, image_used_bytes(m), json);
+		if (snapshots) {
+			struct image_storage st;
+			if (refs && store_image_storage(s, m, refs, &st) >= 0)
+				set_bytes(ln, C_STATE, st.unique_bytes, json);
+		} else
+			scols_line_set_data(ln, C_STATE, state_str);
+		scols_line_set_data(ln, C_STATUS, "READY");
+		if (m->description)
+			scols_line_set_data(ln, C_DESC, m->description);
 	}
 	return scols_print_table(tb) < 0 ? -EIO : 0;
 }
 
-static void describe_json(const struct manifest *m, struct store *s)
+/* ---- describe ---- */
+
+struct describe_info {
+	bool have_storage;
+	struct image_storage storage;
+	bool have_deprecation, deprecation_damaged;
+	struct deprecation deprecation;
+	enum deprecation_state state;
+	struct cli_signatures signatures;
+};
+
+static const char *source_type_word(enum manifest_source_type t)
+{
+	switch (t) {
+	case MANIFEST_SOURCE_DISK:
+		return "disk";
+	case MANIFEST_SOURCE_IMAGE:
+		return "image";
+	case MANIFEST_SOURCE_SNAPSHOT:
+		return "snapshot";
+	case MANIFEST_SOURCE_FILE:
+		return "file";
+	default:
+		return NULL;
+	}
+}
+
+static void json_time_or_null(struct json *j, const char *key, int64_t t)
+{
+	if (t == DEPRECATION_TIME_UNSET)
+		json_null(j, key);
+	else
+		json_i64(j, key, t);
+}
+
+static void describe_json(const struct manifest *m, struct store *s, const struct describe_info *di)
 {
 	struct json j;
 	char buf[CHUNK_ID_STRING_MAX];
@@ -116,6 +235,8 @@ static void describe_json(const struct manifest *m, struct store *s)
 	json_init(&j, stdout, true);
 	json_object_begin(&j, NULL);
 	json_string(&j, "name", m->name);
+	json_string(&j, "kind", manifest_kind_to_string(m->kind));
+	json_string(&j, "family", m->family);
 	json_string(&j, "description", m->description);
 	json_array_begin(&j, "labels");
 	for (char **l = m->labels; l && *l; l++)
@@ -131,6 +252,57 @@ static void describe_json(const struct manifest *m, struct store *s)
 	hex_encode(m->content_digest, sizeof(m->content_digest), buf);
 	json_string(&j, "digest", buf);
 	json_u64(&j, "format_version", m->version_major);
+	cli_signatures_print_json(&j, &di->signatures);
+
+	if (m->source.type == MANIFEST_SOURCE_NONE)
+		json_null(&j, "source");
+	else {
+		json_object_begin(&j, "source");
+		json_string(&j, "type", source_type_word(m->source.type));
+		json_string(&j, "name", m->source.name);
+		json_string(&j, "format", m->source.format);
+		if (m->source.has_digest) {
+			hex_encode(m->source.digest, sizeof(m->source.digest), buf);
+			json_string(&j, "digest", buf);
+		} else
+			json_null(&j, "digest");
+		json_array_begin(&j, "nodes");
+		for (char **n = m->source.nodes; n && *n; n++)
+			json_string(&j, NULL, *n);
+		json_array_end(&j);
+		json_object_end(&j);
+	}
+
+	if (m->kind == MANIFEST_KIND_IMAGE) {
+		const struct deprecation *d = &di->deprecation;
+		json_object_begin(&j, "deprecation");
+		json_string(&j, "state", di->deprecation_damaged
+						 ? "UNKNOWN"
+						 : deprecation_state_to_string(di->state));
+		json_string(&j, "set_state", di->have_deprecation
+						     ? deprecation_state_to_string(d->state)
+						     : "ACTIVE");
+		json_string(&j, "replacement", di->have_deprecation ? d->replacement : NULL);
+		json_time_or_null(&j, "deprecate_on",
+				  di->have_deprecation ? d->deprecate_on : DEPRECATION_TIME_UNSET);
+		json_time_or_null(&j, "obsolete_on",
+				  di->have_deprecation ? d->obsolete_on : DEPRECATION_TIME_UNSET);
+		json_time_or_null(&j, "delete_on",
+				  di->have_deprecation ? d->delete_on : DEPRECATION_TIME_UNSET);
+		json_object_end(&j);
+	}
+	if (di->have_storage) {
+		json_object_begin(&j, "storage");
+		json_u64(&j, "logical", di->storage.logical_bytes);
+		json_u64(&j, "stored", di->storage.stored_bytes);
+		json_u64(&j, "unique", di->storage.unique_bytes);
+		json_u64(&j, "chunks", di->storage.chunks);
+		json_u64(&j, "unique_chunks", di->storage.unique_chunks);
+		json_u64(&j, "missing_chunks", di->storage.missing_chunks);
+		json_object_end(&j);
+	} else
+		json_null(&j, "storage");
+
 	json_array_begin(&j, "disks");
 	for (size_t i = 0; i < m->n_disks; i++) {
 		const struct manifest_disk *d = &m->disks[i];
@@ -175,25 +347,93 @@ static void describe_json(const struct manifest *m, struct store *s)
 		json_object_end(&j);
 	}
 	json_array_end(&j);
+	/* every chunk reference counted (as before "storage"): kept for scripts */
 	json_u64(&j, "stored", stored);
 	json_object_end(&j);
 	json_finish(&j);
 }
 
-static void describe_text(const struct manifest *m)
+static void describe_source_text(const struct manifest *m)
 {
-	char buf[CHUNK_ID_STRING_MAX], a[FORMAT_BYTES_MAX], b[FORMAT_BYTES_MAX];
+	char hex[CHUNK_ID_STRING_MAX];
+
+	switch (m->source.type) {
+	case MANIFEST_SOURCE_DISK:
+		for (size_t i = 0; m->source.nodes && m->source.nodes[i]; i++) {
+			const struct manifest_disk *d = i < m->n_disks ? &m->disks[i] : NULL;
+			printf("Source:      disk %s (%s, serial %s)\n", m->source.nodes[i],
+			       d && d->model ? d->model : "unknown model",
+			       d && d->serial ? d->serial : "unknown");
+		}
+		break;
+	case MANIFEST_SOURCE_IMAGE:
+	case MANIFEST_SOURCE_SNAPSHOT:
+		if (m->source.has_digest)
+			hex_encode(m->source.digest, sizeof(m->source.digest), hex);
+		printf("Source:      %s '%s'%s%.16s%s\n", source_type_word(m->source.type),
+		       m->source.name ? m->source.name : "?",
+		       m->source.has_digest ? " (digest " : "",
+		       m->source.has_digest ? hex : "", m->source.has_digest ? "...)" : "");
+		break;
+	case MANIFEST_SOURCE_FILE:
+		printf("Source:      file '%s'%s%s%s\n", m->source.name ? m->source.name : "?",
+		       m->source.format ? " (" : "", m->source.format ? m->source.format : "",
+		       m->source.format ? ")" : "");
+		break;
+	default:
+		break;
+	}
+}
+
+static void describe_text(const struct manifest *m, const struct describe_info *di)
+{
+	char buf[CHUNK_ID_STRING_MAX], a[FORMAT_BYTES_MAX], b[FORMAT_BYTES_MAX],
+		c[FORMAT_BYTES_MAX];
 
 	printf("Name:        %s\n", m->name);
+	if (m->kind != MANIFEST_KIND_IMAGE)
+		printf("Kind:        %s\n", manifest_kind_to_string(m->kind));
+	if (m->family)
+		printf("Family:      %s\n", m->family);
 	if (m->description)
 		printf("Description: %s\n", m->description);
 	for (char **l = m->labels; l && *l; l++)
 		printf("Label:       %s\n", *l);
 	printf("Created:     %s\n", format_timestamp(buf, sizeof(buf), m->created_unix));
+	describe_source_text(m);
+	if (m->kind == MANIFEST_KIND_IMAGE) {
+		const struct deprecation *d = &di->deprecation;
+
+		if (di->deprecation_damaged)
+			printf("State:       UNKNOWN (the deprecation record is damaged)\n");
+		else
+			printf("State:       %s%s%s%s\n", deprecation_state_to_string(di->state),
+			       di->have_deprecation && d->replacement ? ", replacement '" : "",
+			       di->have_deprecation && d->replacement ? d->replacement : "",
+			       di->have_deprecation && d->replacement ? "'" : "");
+		if (di->have_deprecation) {
+			const int64_t t[] = { d->deprecate_on, d->obsolete_on, d->delete_on };
+			static const char *const w[] = { "deprecated", "obsolete", "deleted" };
+			for (size_t i = 0; i < ELEMENTSOF(t); i++)
+				if (t[i] != DEPRECATION_TIME_UNSET)
+					printf("Schedule:    %s on %s\n", w[i],
+					       format_timestamp(buf, sizeof(buf), t[i]));
+		}
+	}
+	if (di->have_storage)
+		printf("Storage:     %s logical, %s stored, %s unique to this %s\n",
+		       format_bytes(a, sizeof(a), di->storage.logical_bytes),
+		       format_bytes(b, sizeof(b), di->storage.stored_bytes),
+		       format_bytes(c, sizeof(c), di->storage.unique_bytes),
+		       manifest_kind_to_string(m->kind));
+	if (di->have_storage && di->storage.missing_chunks)
+		printf("Missing:     %llu chunks are not in the store\n",
+		       (unsigned long long) di->storage.missing_chunks);
 	printf("Captured by: imager %s on %s %s\n", m->tool_version,
 	       m->host_vendor ? m->host_vendor : "unknown", m->host_product ? m->host_product : "");
 	hex_encode(m->content_digest, sizeof(m->content_digest), buf);
 	printf("Digest:      %s\n", buf);
+	cli_signatures_print_text(&di->signatures);
 	for (size_t i = 0; i < m->n_disks; i++) {
 		const struct manifest_disk *d = &m->disks[i];
 		printf("Disk %zu:      %s, %s sectors %u/%u, %s used, %zu chunks, table %s %s\n", i,
@@ -212,27 +452,57 @@ static void describe_text(const struct manifest *m)
 	}
 }
 
-static int describe(const char *name)
+int cli_describe_manifest(enum manifest_kind kind, const char *store_arg, const char *name,
+			  bool json)
 {
 	_cleanup_(store_freep) struct store *s = NULL;
 	_cleanup_(manifest_freep) struct manifest *m = NULL;
-	int r = cli_load_image(arg_store, name, &s, &m);
+	_cleanup_(store_refs_freep) struct store_refs *refs = NULL;
+	struct describe_info di = { .deprecation = DEPRECATION_INIT };
+	int64_t now;
+	int r;
 
+	r = cli_now(&now);
 	if (r < 0)
 		return r;
-	if (arg_json)
-		describe_json(m, s);
+	r = cli_load_manifest(store_arg, kind, name, IMAGE_USE_INSPECT, &s, &m);
+	if (r < 0)
+		return r;
+	if (kind == MANIFEST_KIND_IMAGE) {
+		r = store_get_deprecation(s, name, &di.deprecation);
+		if (r >= 0) {
+			di.have_deprecation = true;
+			di.state = deprecation_effective_state(&di.deprecation, now);
+		} else if (r != -ENOENT)
+			di.deprecation_damaged = true;
+	}
+	/* unique bytes need every manifest; a damaged one elsewhere leaves them unknown */
+	r = store_refs_load(s, &refs, NULL);
+	if (r >= 0 && store_image_storage(s, m, refs, &di.storage) >= 0)
+		di.have_storage = true;
 	else
-		describe_text(m);
+		log_debug_errno(r, "No storage accounting for '%s': %m", name);
+	cli_signatures_load(s, m, &di.signatures);
+	if (json)
+		describe_json(m, s, &di);
+	else
+		describe_text(m, &di);
+	deprecation_done(&di.deprecation);
+	cli_signatures_done(&di.signatures);
 	return 0;
 }
 
-static int parse_common(int argc, char *argv[], const char *usage)
+/* ---- the images subcommands ---- */
+
+static int parse_common(int argc, char *argv[], const char *usage, bool list)
 {
+	enum { ARG_FAMILY = 0x100, ARG_SHOW_DEPRECATED };
 	static const struct option options[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "store", required_argument, NULL, 's' },
 		{ "json", no_argument, NULL, 'J' },
+		{ "family", required_argument, NULL, ARG_FAMILY },
+		{ "show-deprecated", no_argument, NULL, ARG_SHOW_DEPRECATED },
 		{}
 	};
 	int c;
@@ -248,6 +518,19 @@ static int parse_common(int argc, char *argv[], const char *usage)
 		case 'J':
 			arg_json = true;
 			break;
+		case ARG_FAMILY:
+			if (!list)
+				return usage_error("images describe", "--family applies to list");
+			if (!manifest_name_is_valid(optarg))
+				return usage_error("images list", "invalid family name '%s'", optarg);
+			arg_family = optarg;
+			break;
+		case ARG_SHOW_DEPRECATED:
+			if (!list)
+				return usage_error("images describe",
+						   "--show-deprecated applies to list");
+			arg_show_deprecated = true;
+			break;
 		default:
 			return usage_error("images", "bad option");
 		}
@@ -256,23 +539,29 @@ static int parse_common(int argc, char *argv[], const char *usage)
 
 int images_list(int argc, char *argv[])
 {
-	int r = parse_common(argc, argv, "Usage: imager images list [--json] [--store DIR]\n");
+	int r = parse_common(argc, argv,
+			     "Usage: imager images list [--family F] [--show-deprecated] [--json] "
+			     "[--store DIR]\n\n"
+			     "Lists the images of a store. Images that are DEPRECATED, OBSOLETE or\n"
+			     "DELETED (now, schedules included) are hidden unless --show-deprecated.\n",
+			     true);
 
 	if (r <= 0)
 		return r;
 	if (optind != argc)
 		return usage_error("images list", "unexpected argument '%s'", argv[optind]);
-	return list();
+	return cli_list_manifests(MANIFEST_KIND_IMAGE, arg_store, arg_family, arg_show_deprecated,
+				  arg_json);
 }
 
 int images_describe(int argc, char *argv[])
 {
 	int r = parse_common(argc, argv,
-			     "Usage: imager images describe NAME [--json] [--store DIR]\n");
+			     "Usage: imager images describe NAME [--json] [--store DIR]\n", false);
 
 	if (r <= 0)
 		return r;
 	if (argc - optind != 1)
 		return usage_error("images describe", "exactly one image NAME is required");
-	return describe(argv[optind]);
+	return cli_describe_manifest(MANIFEST_KIND_IMAGE, arg_store, argv[optind], arg_json);
 }

@@ -20,7 +20,10 @@ static const struct verb verbs[] = {
 	{ "flash", "Write an image onto disks, then verify it", verb_flash },
 	{ "verify", "Compare disks with an image", verb_verify },
 	{ "images", "List and describe the images of a store", verb_images },
+	{ "snapshots", "Snapshots of single disks: create, list, restore, delete", verb_snapshots },
+	{ "store", "Store maintenance: gc, verify", verb_store },
 	{ "select", "Resolve disk hints (serial, model, size...) to disk nodes", verb_select },
+	{ "keys", "Signing keys: generate, id", verb_keys },
 	{}
 };
 
@@ -50,6 +53,7 @@ int exit_status_from_errno(int r)
 	case ENODATA:
 		return IMAGER_EXIT_DATA;
 	case EUCLEAN:
+	case EKEYREJECTED: /* a trust policy refused an unsigned or untrusted image */
 		return IMAGER_EXIT_REFUSED;
 	case EMEDIUMTYPE:
 	case ENOTBLK:

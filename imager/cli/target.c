@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "lifecycle.h"
 #include "output.h"
 #include "target.h"
 #include "util/cleanup.h"
@@ -16,11 +17,12 @@
 
 DEFINE_CLEANUP(struct store *, store_free)
 
-int cli_load_image(const char *store_arg, const char *name, struct store **ret_store,
-		   struct manifest **ret)
+int cli_load_manifest(const char *store_arg, enum manifest_kind kind, const char *name,
+		      enum image_use use, struct store **ret_store, struct manifest **ret)
 {
 	_cleanup_(store_freep) struct store *s = NULL;
 	const char *path = cli_store_path(store_arg);
+	const char *what = kind == MANIFEST_KIND_SNAPSHOT ? "Snapshot" : "Image";
 	struct manifest *m = NULL;
 	int r;
 
@@ -29,20 +31,35 @@ int cli_load_image(const char *store_arg, const char *name, struct store **ret_s
 		return log_error_errno(r, "Store '%s' does not exist.", path);
 	if (r < 0)
 		return log_error_errno(r, "Failed to open store '%s': %m", path);
-	r = store_get_manifest(s, name, &m);
-	if (r == -ENOENT)
-		return log_error_errno(r, "Image '%s' does not exist in store '%s'.", name, path);
+	r = store_get_manifest_of_kind(s, kind, name, &m);
+	if (r == -ENOENT || r == -EINVAL)
+		return log_error_errno(-ENOENT, "%s '%s' does not exist in store '%s'.", what, name,
+				       path);
 	if (r == -EBADMSG)
-		return log_error_errno(r, "Image '%s' in store '%s' is damaged (its manifest does "
-				       "not verify).", name, path);
+		return log_error_errno(r, "%s '%s' in store '%s' is damaged (its manifest does "
+				       "not verify).", what, name, path);
 	if (r == -EPROTONOSUPPORT)
-		return log_error_errno(r, "Image '%s' needs a newer imager (manifest version).",
+		return log_error_errno(r, "%s '%s' needs a newer imager (manifest version).", what,
 				       name);
 	if (r < 0)
-		return log_error_errno(r, "Failed to load image '%s': %m", name);
+		return log_error_errno(r, "Failed to load %s '%s': %m",
+				       manifest_kind_to_string(kind), name);
+	if (kind == MANIFEST_KIND_IMAGE) {
+		r = cli_image_check_use(s, name, use);
+		if (r < 0) {
+			manifest_free(m);
+			return r;
+		}
+	}
 	*ret_store = TAKE_PTR(s);
 	*ret = m;
 	return 0;
+}
+
+int cli_load_image(const char *store_arg, const char *name, struct store **ret_store,
+		   struct manifest **ret)
+{
+	return cli_load_manifest(store_arg, MANIFEST_KIND_IMAGE, name, IMAGE_USE_NEW, ret_store, ret);
 }
 
 int cli_target_inspect(const char *path, const struct manifest_disk *md, uint64_t file_size_bytes,

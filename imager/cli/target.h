@@ -9,8 +9,17 @@
 #include "imager/blkdev.h"
 #include "imager/manifest.h"
 #include "imager/store.h"
+#include "lifecycle.h"
 
-/* Opens the store and loads IMAGE with clear errors. */
+/*
+ * Opens the store and loads image or snapshot @name with clear errors. For
+ * an image, applies the deprecation policy for @use (lifecycle.h): a
+ * DEPRECATED image warns, an OBSOLETE or DELETED one refuses a new use
+ * (-ECANCELED, exit 4).
+ */
+int cli_load_manifest(const char *store_arg, enum manifest_kind kind, const char *name,
+		      enum image_use use, struct store **ret_store, struct manifest **ret);
+/* cli_load_manifest() of an image for a new use (flash, export, create --source-image). */
 int cli_load_image(const char *store_arg, const char *name, struct store **ret_store,
 		   struct manifest **ret);
 

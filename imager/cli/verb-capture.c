@@ -1,24 +1,31 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * imager capture DISK... --image NAME [--store DIR] [--description TEXT]
- *                [--label K=V]... [--allow-dirty] [--freeze] [--progress=MODE]
- *                [--report FILE]
+ *                [--label K=V]... [--family F] [--allow-dirty] [--freeze]
+ *                [--progress=MODE] [--report FILE] [--sign-key KEY]
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "capture-run.h"
 #include "cli.h"
 #include "output.h"
+#include "trust.h"
+#include "util/cleanup.h"
 #include "util/log.h"
+
+DEFINE_CLEANUP(struct sign_key *, sign_key_free)
 
 #define DISKS_MAX 16
 
-static const char *arg_store, *arg_image, *arg_description, *arg_report;
+static const char *arg_store, *arg_image, *arg_description, *arg_report, *arg_family;
 static char *arg_labels[MANIFEST_LABELS_MAX + 1];
 static size_t arg_n_labels;
 static bool arg_allow_dirty, arg_freeze;
+static const char *arg_sign_key;
 static enum progress_mode arg_progress = PROGRESS_AUTO;
 
 static void help(void)
@@ -29,16 +36,28 @@ static void help(void)
 	       "  -i --image NAME       image name: lowercase letters, digits, hyphens\n"
 	       "     --description TEXT\n"
 	       "     --label KEY=VALUE  may be repeated\n"
+	       "     --family NAME      image family: 'flash --family NAME' picks its newest\n"
+	       "                        active image\n"
 	       "     --allow-dirty      capture ext file systems that were not cleanly unmounted\n"
 	       "     --freeze           freeze mounted ext4 file systems (FIFREEZE) while reading\n"
 	       "     --progress=MODE    auto, tty, json or none\n"
-	       "     --report FILE      write a JSON report of the run (also on failure)\n",
+	       "     --report FILE      write a JSON report of the run (also on failure)\n"
+	       "     --sign-key KEY     sign the image with this private key (keys generate)\n",
 	       IMAGER_STORE_DEFAULT);
 }
 
 static int parse_argv(int argc, char *argv[])
 {
-	enum { ARG_DESCRIPTION = 0x100, ARG_LABEL, ARG_ALLOW_DIRTY, ARG_FREEZE, ARG_PROGRESS, ARG_REPORT };
+	enum {
+		ARG_DESCRIPTION = 0x100,
+		ARG_LABEL,
+		ARG_ALLOW_DIRTY,
+		ARG_FREEZE,
+		ARG_PROGRESS,
+		ARG_REPORT,
+		ARG_FAMILY,
+		ARG_SIGN_KEY,
+	};
 	static const struct option options[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "store", required_argument, NULL, 's' },
@@ -49,6 +68,8 @@ static int parse_argv(int argc, char *argv[])
 		{ "freeze", no_argument, NULL, ARG_FREEZE },
 		{ "progress", required_argument, NULL, ARG_PROGRESS },
 		{ "report", required_argument, NULL, ARG_REPORT },
+		{ "family", required_argument, NULL, ARG_FAMILY },
+		{ "sign-key", required_argument, NULL, ARG_SIGN_KEY },
 		{}
 	};
 	int c;
@@ -88,6 +109,17 @@ static int parse_argv(int argc, char *argv[])
 		case ARG_REPORT:
 			arg_report = optarg;
 			break;
+		case ARG_FAMILY:
+			if (!manifest_name_is_valid(optarg))
+				return usage_error("capture",
+						   "invalid family name '%s': use lowercase letters, "
+						   "digits and hyphens, start with a letter",
+						   optarg);
+			arg_family = optarg;
+			break;
+		case ARG_SIGN_KEY:
+			arg_sign_key = optarg;
+			break;
 		default:
 			return usage_error("capture", "bad option");
 		}
@@ -105,14 +137,30 @@ static int parse_argv(int argc, char *argv[])
 	return 1;
 }
 
+static int decorate(struct manifest *m, void *userdata)
+{
+	if (!arg_family)
+		return 0;
+	free(m->family);
+	m->family = strdup(arg_family);
+	return m->family ? 0 : log_oom();
+}
+
 int verb_capture(int argc, char *argv[])
 {
+	_cleanup_(sign_key_freep) struct sign_key *key = NULL;
 	struct capture_request req;
 	int r;
 
 	r = parse_argv(argc, argv);
 	if (r <= 0)
 		return r;
+	/* a bad key is found before the disks are read, not after */
+	if (arg_sign_key) {
+		r = cli_load_sign_key(arg_sign_key, &key);
+		if (r < 0)
+			return r;
+	}
 	req = (struct capture_request){
 		.store_path = cli_store_path(arg_store),
 		.name = arg_image,
@@ -125,6 +173,8 @@ int verb_capture(int argc, char *argv[])
 		.freeze = arg_freeze,
 		.progress = arg_progress,
 		.report_path = arg_report,
+		.decorate = decorate,
+		.sign_key = key,
 	};
 	return capture_run(&req);
 }

@@ -9,8 +9,12 @@
 static const struct verb images_verbs[] = {
 	{ "list", "List the images of a store", images_list },
 	{ "describe", "Show an image: disks, partitions, provenance", images_describe },
-	{ "create", "Create an image from a tar or a virtual disk (qcow2, VMDK, VHD...)", images_create },
-	{ "export", "Write a disk of an image as raw, gce-tar, qcow2, vhd or vmdk", images_export },
+	{ "create", "Create an image from disks, an image, a family, a snapshot, a tar or a vdisk",
+	  images_create },
+	{ "delete", "Delete images (their chunks go with 'store gc')", images_delete },
+	{ "deprecate", "Set an image's state: ACTIVE, DEPRECATED, OBSOLETE, DELETED", images_deprecate },
+	{ "export", "Write a disk as raw, gce-tar, qcow2, vhd or vmdk", images_export },
+	{ "sign", "Sign an image with a private key", images_sign },
 	{}
 };
 

@@ -9,6 +9,7 @@
 #include "imager/flash.h"
 #include "output.h"
 #include "target.h"
+#include "trust.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 
@@ -17,14 +18,17 @@ DEFINE_CLEANUP(struct manifest *, manifest_free)
 
 static const char *arg_store;
 static enum progress_mode arg_progress = PROGRESS_AUTO;
+static struct trust_policy arg_trust;
 
 int verb_verify(int argc, char *argv[])
 {
-	enum { ARG_PROGRESS = 0x100 };
+	enum { ARG_PROGRESS = 0x100, ARG_REQUIRE_SIGNED, ARG_TRUST };
 	static const struct option options[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "store", required_argument, NULL, 's' },
 		{ "progress", required_argument, NULL, ARG_PROGRESS },
+		{ "require-signed", no_argument, NULL, ARG_REQUIRE_SIGNED },
+		{ "trust", required_argument, NULL, ARG_TRUST },
 		{}
 	};
 	_cleanup_(store_freep) struct store *store = NULL;
@@ -37,7 +41,8 @@ int verb_verify(int argc, char *argv[])
 		case 'h':
 			printf("Usage: imager verify IMAGE DISK... [--store DIR]\n\n"
 			       "Compare disks with an image (partition table, boot code, every data\n"
-			       "extent read back with O_DIRECT). Exit 3 if they differ.\n");
+			       "extent read back with O_DIRECT). Exit 3 if they differ.\n\n"
+			       TRUST_OPTIONS_HELP);
 			return 0;
 		case 's':
 			arg_store = optarg;
@@ -47,14 +52,28 @@ int verb_verify(int argc, char *argv[])
 			if ((int) arg_progress < 0)
 				return usage_error("verify", "unknown --progress mode '%s'", optarg);
 			break;
+		case ARG_REQUIRE_SIGNED:
+			arg_trust.require_signed = true;
+			break;
+		case ARG_TRUST:
+			if (trust_policy_add_key(&arg_trust, "verify", optarg) < 0)
+				return -EINVAL;
+			break;
 		default:
 			return usage_error("verify", "bad option");
 		}
+	if (trust_policy_finish(&arg_trust, "verify") < 0)
+		return -EINVAL;
 	if (argc - optind < 2)
 		return usage_error("verify", "IMAGE and DISK are required");
 	n = (size_t) (argc - optind - 1);
 
-	r = cli_load_image(arg_store, argv[optind], &store, &m);
+	/* checking disks made from an image is not a new use: OBSOLETE ones only warn */
+	r = cli_load_manifest(arg_store, MANIFEST_KIND_IMAGE, argv[optind], IMAGE_USE_EXISTING,
+			      &store, &m);
+	if (r < 0)
+		return r;
+	r = cli_check_trust(store, &arg_trust, "verify", &m);
 	if (r < 0)
 		return r;
 	if (n != m->n_disks)

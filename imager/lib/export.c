@@ -4,9 +4,11 @@
  * reader (export_disk_walk) turns the manifest into an ordered stream of
  * data and zero pieces; each writer below consumes that stream once (gce-tar
  * twice: the tar header holds the sparse map, so a first walk that reads no
- * chunk computes it).
+ * chunk computes it). Chunks are read and verified on worker threads ahead of
+ * the writer (pmap); vmdk and gce-tar also deflate on worker threads (zpool).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -220,6 +222,7 @@ struct walk_ctx {
 	struct tbl_region *tbl;
 	size_t n_tbl, ti;
 	uint64_t pos;
+	uint64_t zero_offset, zero_bytes; /* a run of zeros not yet handed on */
 	uint64_t data_bytes;
 };
 
@@ -237,16 +240,36 @@ static const struct manifest_chunk *chunk_at(const struct manifest_disk *md, uin
 	return lo < md->n_chunks && md->chunks[lo].offset_bytes == offset ? &md->chunks[lo] : NULL;
 }
 
+static int walk_flush_zeros(struct walk_ctx *c)
+{
+	struct export_piece p = { c->zero_offset, c->zero_bytes, false, NULL };
+
+	if (c->zero_bytes == 0)
+		return 0;
+	c->zero_bytes = 0;
+	return c->cb(&p, c->userdata);
+}
+
+/* Hands a piece to the callback; runs of zeros are merged into one piece. */
 static int walk_emit(struct walk_ctx *c, uint64_t offset, uint64_t size, bool is_data,
 		     const uint8_t *data)
 {
 	struct export_piece p = { offset, size, is_data, c->load ? data : NULL };
+	int r;
 
 	if (size == 0)
 		return 0;
-	if (is_data)
-		c->data_bytes += size;
 	c->pos = offset + size;
+	if (!is_data) {
+		if (c->zero_bytes == 0)
+			c->zero_offset = offset;
+		c->zero_bytes += size;
+		return 0;
+	}
+	r = walk_flush_zeros(c);
+	if (r < 0)
+		return r;
+	c->data_bytes += size;
 	return c->cb(&p, c->userdata);
 }
 
@@ -273,7 +296,8 @@ static int walk_until(struct walk_ctx *c, const struct walk_item *it, uint64_t e
 				uint64_t b = MIN(t->offset_bytes + t->size_bytes, end);
 
 				b = MIN(b, pos + CHUNK_SIZE_BYTES);
-				r = walk_emit(c, pos, b - pos, true, t->buf + (pos - t->offset_bytes));
+				r = walk_emit(c, pos, b - pos, true,
+					      t->buf + (pos - t->offset_bytes));
 				if (r < 0)
 					return r;
 				continue;
@@ -387,6 +411,8 @@ int export_disk_walk(const struct manifest_disk *md, struct store *s, uint64_t d
 	}
 	if (r >= 0)
 		r = walk_until(&c, NULL, disk_size_bytes);
+	if (r >= 0)
+		r = walk_flush_zeros(&c);
 	tbl_regions_free(c.tbl, c.n_tbl);
 	if (r < 0)
 		return r;
@@ -470,7 +496,7 @@ static int export_run(struct export_ctx *x, export_piece_fn writer, void *writer
 
 /* --- raw and VHD: a sparse file; holes are never written ------------------------------------ */
 
-/* below this, a zero block inside data is written anyway (fewer, larger writes) */
+/* aligned all-zero blocks of this size inside data stay holes; smaller zero runs are written */
 #define SPARSE_BLOCK_BYTES 4096u
 
 static int sparse_piece(const struct export_piece *p, void *userdata)
@@ -727,7 +753,8 @@ static int qcow2_piece(const struct export_piece *p, void *userdata)
 	if (!p->is_data)
 		return 0;
 	while (off < end) {
-		uint64_t ci = off / EXPORT_QCOW2_CLUSTER_BYTES, in = off % EXPORT_QCOW2_CLUSTER_BYTES;
+		uint64_t ci = off / EXPORT_QCOW2_CLUSTER_BYTES;
+		uint64_t in = off % EXPORT_QCOW2_CLUSTER_BYTES;
 		uint64_t k = MIN(end - off, EXPORT_QCOW2_CLUSTER_BYTES - in);
 
 		if (ci != q->cidx) {
@@ -775,7 +802,8 @@ static int qcow2_finish(struct qcow2 *q, uint64_t disk_size_bytes, uint64_t *ret
 	/* refcounts: enough blocks for every cluster including the blocks and the table */
 	used = q->next_host / cl;
 	for (;;) {
-		uint64_t b = DIV_ROUND_UP(used + n_blocks + n_rt, (uint64_t) QCOW2_REFCOUNTS_PER_BLOCK);
+		uint64_t b = DIV_ROUND_UP(used + n_blocks + n_rt,
+					  (uint64_t) QCOW2_REFCOUNTS_PER_BLOCK);
 		uint64_t t = DIV_ROUND_UP(b, (uint64_t) QCOW2_RT_ENTRIES_PER_CLUSTER);
 		if (b == n_blocks && t == n_rt)
 			break;
@@ -845,7 +873,8 @@ static int write_qcow2(struct export_ctx *x)
 		.fd = x->fd, .cidx = UINT64_MAX, .next_host = EXPORT_QCOW2_CLUSTER_BYTES,
 		.l2_index = -1,
 	};
-	uint64_t n_clusters = DIV_ROUND_UP(x->disk_size_bytes, (uint64_t) EXPORT_QCOW2_CLUSTER_BYTES);
+	uint64_t n_clusters =
+		DIV_ROUND_UP(x->disk_size_bytes, (uint64_t) EXPORT_QCOW2_CLUSTER_BYTES);
 	int r;
 
 	q.l1_size = DIV_ROUND_UP(n_clusters, (uint64_t) QCOW2_L2_ENTRIES);
@@ -947,16 +976,237 @@ static int out_write(struct out *o, const void *data, size_t size)
 #define VMDK_MARKER_FOOTER 3u
 #define VMDK_GRAIN_MARKER_BYTES 12u
 
+/* --- an ordered pool of compression jobs (vmdk grains, gzip blocks) ------------------------ */
+
+/*
+ * Deflate is the slow part of vmdk and gce-tar (tens of MB/s per core), and
+ * its jobs are independent: each VMDK grain is its own zlib stream, and the
+ * gzip member is built from raw deflate blocks that each end on a byte
+ * boundary (Z_SYNC_FLUSH, the last with Z_FINISH), as pigz does. Workers
+ * take jobs in order and finish them in any order; the calling thread writes
+ * them strictly in order, so the output does not depend on the timing.
+ */
+enum zkind {
+	ZKIND_VMDK_GRAIN, /* in: one grain; out: grain marker + zlib data, padded to a sector */
+	ZKIND_GZIP_BLOCK, /* in: a block of the tar stream; out: raw deflate, crc32 of the input */
+};
+
+struct zjob {
+	uint8_t *in, *out;
+	size_t in_len, out_len;
+	uint64_t tag;    /* ZKIND_VMDK_GRAIN: the grain's index */
+	bool last;       /* ZKIND_GZIP_BLOCK: ends the deflate stream */
+	uint32_t crc;
+	bool done;
+	int error;
+};
+
+typedef int (*zjob_write_fn)(struct zjob *j, void *userdata);
+
+/* beyond this, memory (two 1 MiB buffers per job) grows faster than the writer can keep up */
+#define ZPOOL_THREADS_MAX 16u
+
+struct zpool {
+	pthread_mutex_t mu;
+	pthread_cond_t work_cv, done_cv;
+	enum zkind kind;
+	int level;
+	struct zjob *jobs;
+	unsigned n_jobs, n_threads;
+	pthread_t *threads;
+	size_t in_cap, out_cap;
+	uint64_t submitted, taken, written;
+	bool stop;
+	zjob_write_fn write;
+	void *userdata;
+};
+
+static int zjob_run(struct zpool *p, struct zjob *j, z_stream *zs)
+{
+	size_t n;
+
+	if (deflateReset(zs) != Z_OK)
+		return -EIO;
+	zs->next_in = j->in;
+	zs->avail_in = (uInt) j->in_len;
+	if (p->kind == ZKIND_VMDK_GRAIN) {
+		zs->next_out = j->out + VMDK_GRAIN_MARKER_BYTES;
+		zs->avail_out = (uInt) (p->out_cap - VMDK_GRAIN_MARKER_BYTES);
+		if (deflate(zs, Z_FINISH) != Z_STREAM_END)
+			return -EIO; /* out_cap is deflateBound(): cannot happen */
+		n = p->out_cap - VMDK_GRAIN_MARKER_BYTES - zs->avail_out;
+		put_le64(j->out, j->tag * VMDK_GRAIN_SECTORS);
+		put_le32(j->out + 8, (uint32_t) n);
+		n += VMDK_GRAIN_MARKER_BYTES;
+		j->out_len = ALIGN_UP(n, (size_t) SECTOR_512);
+		memset(j->out + n, 0, j->out_len - n);
+		return 0;
+	}
+	zs->next_out = j->out;
+	zs->avail_out = (uInt) p->out_cap;
+	if (deflate(zs, j->last ? Z_FINISH : Z_SYNC_FLUSH) == Z_STREAM_ERROR ||
+	    zs->avail_in != 0 || zs->avail_out == 0)
+		return -EIO; /* out_cap has room for all of it: cannot happen */
+	j->out_len = p->out_cap - zs->avail_out;
+	j->crc = (uint32_t) crc32(0, j->in, (uInt) j->in_len);
+	return 0;
+}
+
+static void *zpool_worker(void *userdata)
+{
+	struct zpool *p = userdata;
+	z_stream zs = {};
+	int init;
+
+	init = p->kind == ZKIND_VMDK_GRAIN
+		       ? deflateInit(&zs, p->level)
+		       : deflateInit2(&zs, p->level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY);
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		struct zjob *j;
+		int r;
+
+		while (!p->stop && p->taken == p->submitted)
+			pthread_cond_wait(&p->work_cv, &p->mu);
+		if (p->stop)
+			break;
+		j = &p->jobs[p->taken++ % p->n_jobs];
+		pthread_mutex_unlock(&p->mu);
+		r = init == Z_OK ? zjob_run(p, j, &zs) : -ENOMEM;
+		pthread_mutex_lock(&p->mu);
+		j->error = r;
+		j->done = true;
+		pthread_cond_broadcast(&p->done_cv);
+	}
+	pthread_mutex_unlock(&p->mu);
+	if (init == Z_OK)
+		deflateEnd(&zs);
+	return NULL;
+}
+
+static void zpool_stop(struct zpool *p)
+{
+	if (p->threads) {
+		pthread_mutex_lock(&p->mu);
+		p->stop = true;
+		pthread_cond_broadcast(&p->work_cv);
+		pthread_mutex_unlock(&p->mu);
+		for (unsigned i = 0; i < p->n_threads; i++)
+			pthread_join(p->threads[i], NULL);
+		free(p->threads);
+		p->threads = NULL;
+	}
+	for (unsigned i = 0; p->jobs && i < p->n_jobs; i++) {
+		free(p->jobs[i].in);
+		free(p->jobs[i].out);
+	}
+	free(p->jobs);
+	p->jobs = NULL;
+	pthread_cond_destroy(&p->work_cv);
+	pthread_cond_destroy(&p->done_cv);
+	pthread_mutex_destroy(&p->mu);
+}
+
+static int zpool_start(struct zpool *p, enum zkind kind, size_t in_cap, zjob_write_fn write,
+		       void *userdata)
+{
+	z_stream zs = {};
+
+	*p = (struct zpool){ .kind = kind, .level = Z_DEFAULT_COMPRESSION, .in_cap = in_cap,
+			     .write = write, .userdata = userdata };
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->work_cv, NULL);
+	pthread_cond_init(&p->done_cv, NULL);
+	/* room for the whole output of a job, whatever the data */
+	if (deflateInit(&zs, p->level) != Z_OK)
+		return -ENOMEM;
+	p->out_cap = ALIGN_UP(VMDK_GRAIN_MARKER_BYTES + deflateBound(&zs, (uLong) in_cap) + 64,
+			      (size_t) SECTOR_512);
+	deflateEnd(&zs);
+	p->n_threads = MIN(cpus_online(), ZPOOL_THREADS_MAX);
+	p->n_jobs = 2 * p->n_threads + 2; /* enough to keep every worker busy while one is written */
+	p->jobs = calloc(p->n_jobs, sizeof(*p->jobs));
+	p->threads = calloc(p->n_threads, sizeof(*p->threads));
+	if (!p->jobs || !p->threads)
+		goto oom;
+	for (unsigned i = 0; i < p->n_jobs; i++) {
+		p->jobs[i].in = malloc(in_cap);
+		p->jobs[i].out = malloc(p->out_cap);
+		if (!p->jobs[i].in || !p->jobs[i].out)
+			goto oom;
+	}
+	for (unsigned i = 0; i < p->n_threads; i++)
+		if (pthread_create(&p->threads[i], NULL, zpool_worker, p) != 0) {
+			p->n_threads = i;
+			zpool_stop(p);
+			return -EAGAIN;
+		}
+	return 0;
+oom:
+	p->n_threads = 0;
+	free(p->threads);
+	p->threads = NULL;
+	zpool_stop(p);
+	return -ENOMEM;
+}
+
+/* Writes the oldest job once it is done. */
+static int zpool_write_oldest(struct zpool *p)
+{
+	struct zjob *j = &p->jobs[p->written % p->n_jobs];
+	int r;
+
+	pthread_mutex_lock(&p->mu);
+	while (!j->done)
+		pthread_cond_wait(&p->done_cv, &p->mu);
+	pthread_mutex_unlock(&p->mu);
+	r = j->error < 0 ? j->error : p->write(j, p->userdata);
+	p->written++;
+	return r;
+}
+
+/* A free job to fill (the caller sets in_len, tag, last), writing older ones to make room. */
+static int zpool_next(struct zpool *p, struct zjob **ret)
+{
+	struct zjob *j;
+
+	if (p->submitted - p->written == p->n_jobs) {
+		int r = zpool_write_oldest(p);
+		if (r < 0)
+			return r;
+	}
+	j = &p->jobs[p->submitted % p->n_jobs];
+	j->in_len = j->out_len = 0;
+	j->tag = 0, j->last = false, j->done = false, j->error = 0;
+	*ret = j;
+	return 0;
+}
+
+static void zpool_submit(struct zpool *p)
+{
+	pthread_mutex_lock(&p->mu);
+	p->submitted++;
+	pthread_cond_signal(&p->work_cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+static int zpool_drain(struct zpool *p)
+{
+	while (p->written < p->submitted) {
+		int r = zpool_write_oldest(p);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 struct vmdk {
 	struct out out;
 	uint64_t capacity_sectors;
-	uint8_t *gbuf;          /* the grain being assembled */
+	struct zpool pool;
+	bool pool_ready;
+	struct zjob *job;       /* the grain being assembled, NULL: none */
 	uint64_t gidx;
-	bool gdirty;
-	uint8_t *zbuf;          /* marker + compressed grain */
-	size_t zbuf_bytes;
-	z_stream zs;
-	bool zs_ready;
 	uint32_t gt[VMDK_GTES_PER_GT];
 	int64_t gt_index;
 	bool gt_used;
@@ -1027,18 +1277,30 @@ static int vmdk_flush_gt(struct vmdk *v)
 	return 0;
 }
 
-static int vmdk_flush_grain(struct vmdk *v)
+/* Hands the assembled grain to the pool unless it is all zero (then it stays unallocated). */
+static int vmdk_submit_grain(struct vmdk *v)
 {
-	uint64_t gt_index = v->gidx / VMDK_GTES_PER_GT;
+	struct zjob *j = v->job;
+
+	if (!j)
+		return 0;
+	v->job = NULL;
+	if (memeqzero(j->in, EXPORT_VMDK_GRAIN_BYTES))
+		return 0;
+	j->in_len = EXPORT_VMDK_GRAIN_BYTES;
+	j->tag = v->gidx;
+	zpool_submit(&v->pool);
+	return 0;
+}
+
+/* In grain order: the grain tables depend on where each grain lands in the file. */
+static int vmdk_write_grain(struct zjob *j, void *userdata)
+{
+	struct vmdk *v = userdata;
+	uint64_t gt_index = j->tag / VMDK_GTES_PER_GT;
 	uint32_t sector;
-	size_t n;
 	int r;
 
-	if (!v->gdirty)
-		return 0;
-	v->gdirty = false;
-	if (memeqzero(v->gbuf, EXPORT_VMDK_GRAIN_BYTES))
-		return 0;
 	if ((int64_t) gt_index != v->gt_index) {
 		r = vmdk_flush_gt(v);
 		if (r < 0)
@@ -1046,25 +1308,12 @@ static int vmdk_flush_grain(struct vmdk *v)
 		v->gt_index = (int64_t) gt_index;
 		memset(v->gt, 0, sizeof(v->gt));
 	}
-	if (deflateReset(&v->zs) != Z_OK)
-		return -EIO;
-	v->zs.next_in = v->gbuf;
-	v->zs.avail_in = EXPORT_VMDK_GRAIN_BYTES;
-	v->zs.next_out = v->zbuf + VMDK_GRAIN_MARKER_BYTES;
-	v->zs.avail_out = (uInt) (v->zbuf_bytes - VMDK_GRAIN_MARKER_BYTES);
-	if (deflate(&v->zs, Z_FINISH) != Z_STREAM_END)
-		return -EIO; /* the buffer is deflateBound(): cannot happen */
-	n = v->zbuf_bytes - VMDK_GRAIN_MARKER_BYTES - v->zs.avail_out;
-	put_le64(v->zbuf, v->gidx * VMDK_GRAIN_SECTORS);
-	put_le32(v->zbuf + 8, (uint32_t) n);
-	n += VMDK_GRAIN_MARKER_BYTES;
-	memset(v->zbuf + n, 0, ALIGN_UP(n, (size_t) SECTOR_512) - n);
 	r = vmdk_sector_now(v, &sector);
 	if (r >= 0)
-		r = out_write(&v->out, v->zbuf, ALIGN_UP(n, (size_t) SECTOR_512));
+		r = out_write(&v->out, j->out, j->out_len);
 	if (r < 0)
 		return r;
-	v->gt[v->gidx % VMDK_GTES_PER_GT] = sector;
+	v->gt[j->tag % VMDK_GTES_PER_GT] = sector;
 	v->gt_used = true;
 	return 0;
 }
@@ -1081,17 +1330,19 @@ static int vmdk_piece(const struct export_piece *p, void *userdata)
 		uint64_t gi = off / EXPORT_VMDK_GRAIN_BYTES, in = off % EXPORT_VMDK_GRAIN_BYTES;
 		uint64_t k = MIN(end - off, EXPORT_VMDK_GRAIN_BYTES - in);
 
-		if (gi != v->gidx) {
-			r = vmdk_flush_grain(v);
+		if (v->job && gi != v->gidx) {
+			r = vmdk_submit_grain(v);
 			if (r < 0)
 				return r;
+		}
+		if (!v->job) {
+			r = zpool_next(&v->pool, &v->job);
+			if (r < 0)
+				return r;
+			memset(v->job->in, 0, EXPORT_VMDK_GRAIN_BYTES);
 			v->gidx = gi;
 		}
-		if (!v->gdirty) {
-			memset(v->gbuf, 0, EXPORT_VMDK_GRAIN_BYTES);
-			v->gdirty = true;
-		}
-		memcpy(v->gbuf + in, p->data + (off - p->offset_bytes), k);
+		memcpy(v->job->in + in, p->data + (off - p->offset_bytes), k);
 		off += k;
 	}
 	return 0;
@@ -1147,7 +1398,9 @@ static int vmdk_finish(struct vmdk *v)
 	uint32_t gd_sector;
 	int r;
 
-	r = vmdk_flush_grain(v);
+	r = vmdk_submit_grain(v);
+	if (r >= 0)
+		r = zpool_drain(&v->pool);
 	if (r >= 0)
 		r = vmdk_flush_gt(v);
 	if (r >= 0)
@@ -1178,7 +1431,7 @@ static int vmdk_finish(struct vmdk *v)
 static int write_vmdk(struct export_ctx *x)
 {
 	_cleanup_free_ char *desc = NULL;
-	struct vmdk v = { .out.fd = x->fd, .gidx = UINT64_MAX, .gt_index = -1 };
+	struct vmdk v = { .out.fd = x->fd, .gt_index = -1 };
 	uint8_t header[SECTOR_512];
 	int r;
 
@@ -1188,18 +1441,14 @@ static int write_vmdk(struct export_ctx *x)
 	r = vmdk_descriptor(x, &v, &desc);
 	if (r < 0)
 		return r;
-	if (deflateInit(&v.zs, Z_DEFAULT_COMPRESSION) != Z_OK)
-		return -ENOMEM;
-	v.zs_ready = true;
-	v.zbuf_bytes = ALIGN_UP(VMDK_GRAIN_MARKER_BYTES +
-					deflateBound(&v.zs, EXPORT_VMDK_GRAIN_BYTES),
-				(size_t) SECTOR_512);
 	v.out.buf = malloc(OUT_BUF_BYTES);
-	v.gbuf = malloc(EXPORT_VMDK_GRAIN_BYTES);
-	v.zbuf = malloc(v.zbuf_bytes);
 	v.gd = calloc(v.n_gd, sizeof(uint32_t));
-	r = v.out.buf && v.gbuf && v.zbuf && v.gd ? 0 : -ENOMEM;
-
+	r = v.out.buf && v.gd ? 0 : -ENOMEM;
+	if (r >= 0) {
+		r = zpool_start(&v.pool, ZKIND_VMDK_GRAIN, EXPORT_VMDK_GRAIN_BYTES, vmdk_write_grain,
+				&v);
+		v.pool_ready = r >= 0;
+	}
 	if (r >= 0) {
 		vmdk_header(&v, VMDK_GD_AT_END, header);
 		r = out_write(&v.out, header, sizeof(header));
@@ -1214,11 +1463,9 @@ static int write_vmdk(struct export_ctx *x)
 		r = vmdk_finish(&v);
 	if (r >= 0)
 		x->stats->file_bytes = v.out.pos;
-	if (v.zs_ready)
-		deflateEnd(&v.zs);
+	if (v.pool_ready)
+		zpool_stop(&v.pool);
 	free(v.out.buf);
-	free(v.gbuf);
-	free(v.zbuf);
 	free(v.gd);
 	return r;
 }
@@ -1263,16 +1510,21 @@ struct tar_run {
 	uint64_t offset_bytes, size_bytes;
 };
 
+/* gzip blocks: large enough that starting each without the previous 32 KiB costs little */
+#define GZIP_BLOCK_BYTES (UINT32_C(1) << 20)
+#define GZIP_OS_UNIX 3u
+
 struct tar {
 	struct out out;
-	z_stream zs;
-	bool zs_ready;
-	uint64_t tar_bytes;   /* uncompressed tar bytes written */
+	struct zpool pool;
+	bool pool_ready;
+	struct zjob *job;     /* the block being filled */
+	uint64_t tar_bytes;   /* uncompressed tar bytes handed to the pool */
+	uint32_t crc;         /* crc32 of the tar bytes written so far */
 	struct tar_run *map;
 	size_t n_map, allocated;
 	size_t mi;            /* pass 2: the run being filled */
 	uint64_t stored_bytes;
-	uint8_t *zout;
 };
 
 uint32_t export_tar_checksum(const uint8_t header[512])
@@ -1307,10 +1559,14 @@ static int tar_map_piece(const struct export_piece *p, void *userdata)
 
 	if (!p->is_data)
 		return 0;
-	if (t->n_map > 0 && a <= t->map[t->n_map - 1].offset_bytes + t->map[t->n_map - 1].size_bytes) {
+	if (t->n_map > 0) {
 		struct tar_run *last = &t->map[t->n_map - 1];
-		last->size_bytes = MAX(b, last->offset_bytes + last->size_bytes) - last->offset_bytes;
-		return 0;
+		uint64_t last_end = last->offset_bytes + last->size_bytes;
+
+		if (a <= last_end) {
+			last->size_bytes = MAX(b, last_end) - last->offset_bytes;
+			return 0;
+		}
 	}
 	if (t->n_map == t->allocated) {
 		size_t n = t->allocated ? t->allocated * 2 : 256;
@@ -1327,37 +1583,49 @@ static int tar_map_piece(const struct export_piece *p, void *userdata)
 	return 0;
 }
 
-static int tar_deflate(struct tar *t, const void *data, uint64_t size, int flush)
+static int tar_write_block(struct zjob *j, void *userdata)
 {
-	static const uint8_t zeros[65536];
+	struct tar *t = userdata;
+
+	t->crc = (uint32_t) crc32_combine(t->crc, j->crc, (z_off_t) j->in_len);
+	return out_write(&t->out, j->out, j->out_len);
+}
+
+/* Appends @size bytes (zeros if @data is NULL) to the tar stream; @last ends the gzip member. */
+static int tar_put(struct tar *t, const void *data, uint64_t size, bool last)
+{
 	const uint8_t *p = data;
+	int r;
 
 	t->tar_bytes += size;
-	if (size == 0 && flush == Z_NO_FLUSH)
-		return 0;
 	for (;;) {
-		size_t k = (size_t) MIN(size, (uint64_t) sizeof(zeros));
-		bool last = k == size;
+		size_t k;
 
-		t->zs.next_in = (Bytef *) (p ? p : zeros);
-		t->zs.avail_in = (uInt) k;
-		/* Z_NO_FLUSH: until all input is taken; Z_FINISH: until the stream ends */
-		do {
-			int r;
-
-			t->zs.next_out = t->zout;
-			t->zs.avail_out = OUT_BUF_BYTES;
-			if (deflate(&t->zs, last ? flush : Z_NO_FLUSH) == Z_STREAM_ERROR)
-				return -EIO;
-			r = out_write(&t->out, t->zout, OUT_BUF_BYTES - t->zs.avail_out);
+		if (!t->job) {
+			r = zpool_next(&t->pool, &t->job);
 			if (r < 0)
 				return r;
-		} while (t->zs.avail_out == 0);
-		if (last)
-			return 0;
-		size -= k;
+		}
+		k = (size_t) MIN(size, (uint64_t) (GZIP_BLOCK_BYTES - t->job->in_len));
+		if (p)
+			memcpy(t->job->in + t->job->in_len, p, k);
+		else
+			memset(t->job->in + t->job->in_len, 0, k);
+		t->job->in_len += k, size -= k;
 		if (p)
 			p += k;
+		if (size == 0 && last) {
+			t->job->last = true;
+			t->job = NULL;
+			zpool_submit(&t->pool);
+			return 0;
+		}
+		if (t->job->in_len == GZIP_BLOCK_BYTES) {
+			t->job = NULL;
+			zpool_submit(&t->pool);
+		}
+		if (size == 0)
+			return 0;
 	}
 }
 
@@ -1383,8 +1651,7 @@ static int tar_data_piece(const struct export_piece *p, void *userdata)
 		/* every data piece lies inside a run: the map was built from them */
 		if (p->is_data && a != off)
 			return -EIO;
-		r = tar_deflate(t, p->is_data ? p->data + (a - p->offset_bytes) : NULL, b - a,
-				Z_NO_FLUSH);
+		r = tar_put(t, p->is_data ? p->data + (a - p->offset_bytes) : NULL, b - a, false);
 		if (r < 0)
 			return r;
 		off = b;
@@ -1396,13 +1663,14 @@ static int tar_data_piece(const struct export_piece *p, void *userdata)
 
 static int tar_headers(const struct export_ctx *x, struct tar *t, uint8_t **ret, size_t *ret_size)
 {
-	size_t n = t->n_map, n_ext = n > TAR_SPARSE_IN_HEADER
-					     ? DIV_ROUND_UP(n - TAR_SPARSE_IN_HEADER, TAR_SPARSE_IN_EXT)
-					     : 0;
-	size_t size = (1 + n_ext) * TAR_BLOCK;
-	uint8_t *h = calloc(1, size);
+	size_t n = t->n_map, n_ext = 0, size;
 	int64_t mtime = x->m->created_unix;
+	uint8_t *h;
 
+	if (n > TAR_SPARSE_IN_HEADER)
+		n_ext = DIV_ROUND_UP(n - TAR_SPARSE_IN_HEADER, (size_t) TAR_SPARSE_IN_EXT);
+	size = (1 + n_ext) * TAR_BLOCK;
+	h = calloc(1, size);
 	if (!h)
 		return -ENOMEM;
 	memcpy(h, TAR_MEMBER_NAME, strlen(TAR_MEMBER_NAME));
@@ -1469,20 +1737,28 @@ static int write_gce_tar(struct export_ctx *x)
 	if (r < 0)
 		goto out;
 
-	/* gzip wrapper (windowBits 16 + 15), default level */
-	if (deflateInit2(&t.zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 16 + 15, 8,
-			 Z_DEFAULT_STRATEGY) != Z_OK) {
-		r = -ENOMEM;
-		goto out;
-	}
-	t.zs_ready = true;
+	/*
+	 * One gzip member (RFC 1952): a fixed header (no name, mtime 0), the raw
+	 * deflate blocks from the pool, then the crc32 and size of the tar stream.
+	 */
 	t.out.buf = malloc(OUT_BUF_BYTES);
-	t.zout = malloc(OUT_BUF_BYTES);
-	if (!t.out.buf || !t.zout) {
+	if (!t.out.buf) {
 		r = -ENOMEM;
 		goto out;
 	}
-	r = tar_deflate(&t, headers, headers_bytes, Z_NO_FLUSH);
+	r = zpool_start(&t.pool, ZKIND_GZIP_BLOCK, GZIP_BLOCK_BYTES, tar_write_block, &t);
+	if (r < 0)
+		goto out;
+	t.pool_ready = true;
+	{
+		static const uint8_t gzip_header[10] = {
+			0x1f, 0x8b, 8 /* deflate */, 0 /* flags */, 0, 0, 0, 0 /* mtime */,
+			0 /* xfl */, GZIP_OS_UNIX,
+		};
+		r = out_write(&t.out, gzip_header, sizeof(gzip_header));
+	}
+	if (r >= 0)
+		r = tar_put(&t, headers, headers_bytes, false);
 	if (r < 0)
 		goto out;
 
@@ -1497,17 +1773,24 @@ static int write_gce_tar(struct export_ctx *x)
 	/* pad the data to a block, two zero blocks, pad to a record */
 	end = ALIGN_UP(t.tar_bytes, (uint64_t) TAR_BLOCK) + 2 * TAR_BLOCK;
 	end = ALIGN_UP(end, (uint64_t) TAR_RECORD);
-	r = tar_deflate(&t, NULL, end - t.tar_bytes, Z_FINISH);
+	r = tar_put(&t, NULL, end - t.tar_bytes, true);
+	if (r >= 0)
+		r = zpool_drain(&t.pool);
+	if (r >= 0) {
+		uint8_t trailer[8];
+		put_le32(trailer, t.crc);
+		put_le32(trailer + 4, (uint32_t) t.tar_bytes); /* ISIZE: the size modulo 2^32 */
+		r = out_write(&t.out, trailer, sizeof(trailer));
+	}
 	if (r >= 0)
 		r = out_flush(&t.out);
 	if (r >= 0)
 		x->stats->file_bytes = t.out.pos;
 out:
-	if (t.zs_ready)
-		deflateEnd(&t.zs);
+	if (t.pool_ready)
+		zpool_stop(&t.pool);
 	free(t.map);
 	free(t.out.buf);
-	free(t.zout);
 	return r;
 }
 

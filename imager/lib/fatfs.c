@@ -581,8 +581,11 @@ static int lookup_cb(const uint8_t *e, void *userdata)
 			l->lfn_count = ord;
 			l->lfn_sum = e[13];
 			memset(l->lfn, 0, sizeof(l->lfn));
-		} else if (l->lfn_count == 0 || ord != l->lfn_next || e[13] != l->lfn_sum) {
-			l->lfn_count = 0; /* orphaned or out of order: ignore */
+		} else if (l->lfn_count == 0 || ord == 0 || ord != l->lfn_next ||
+			   e[13] != l->lfn_sum) {
+			/* orphaned or out of order: ignore; ordinal 0 after a complete
+			 * sequence (lfn_next 0) would index lfn[-13] */
+			l->lfn_count = 0;
 			return 0;
 		}
 		l->lfn_next = ord - 1;

@@ -81,6 +81,53 @@ enum capture_method capture_method_from_string(const char *s)
 	return _CAPTURE_METHOD_INVALID;
 }
 
+static const char *const manifest_kind_table[_MANIFEST_KIND_MAX] = {
+	[MANIFEST_KIND_IMAGE] = "image",
+	[MANIFEST_KIND_SNAPSHOT] = "snapshot",
+};
+
+const char *manifest_kind_to_string(enum manifest_kind k)
+{
+	if ((int) k < 0 || k >= _MANIFEST_KIND_MAX)
+		return NULL;
+	return manifest_kind_table[k];
+}
+
+enum manifest_kind manifest_kind_from_string(const char *s)
+{
+	if (!s)
+		return _MANIFEST_KIND_INVALID;
+	for (int i = 0; i < _MANIFEST_KIND_MAX; i++)
+		if (strcmp(manifest_kind_table[i], s) == 0)
+			return (enum manifest_kind) i;
+	return _MANIFEST_KIND_INVALID;
+}
+
+static const char *const source_type_table[_MANIFEST_SOURCE_TYPE_MAX] = {
+	[MANIFEST_SOURCE_NONE] = "none",
+	[MANIFEST_SOURCE_DISK] = "disk",
+	[MANIFEST_SOURCE_IMAGE] = "image",
+	[MANIFEST_SOURCE_SNAPSHOT] = "snapshot",
+	[MANIFEST_SOURCE_FILE] = "file",
+};
+
+const char *manifest_source_type_to_string(enum manifest_source_type t)
+{
+	if ((int) t < 0 || t >= _MANIFEST_SOURCE_TYPE_MAX)
+		return NULL;
+	return source_type_table[t];
+}
+
+void manifest_source_done(struct manifest_source *s)
+{
+	if (!s)
+		return;
+	free(s->name);
+	free(s->format);
+	strv_free(s->nodes);
+	*s = (struct manifest_source){ .type = MANIFEST_SOURCE_NONE };
+}
+
 bool manifest_name_is_valid(const char *name)
 {
 	size_t n;
@@ -136,6 +183,8 @@ struct manifest *manifest_free(struct manifest *m)
 	free(m->name);
 	free(m->description);
 	strv_free(m->labels);
+	free(m->family);
+	manifest_source_done(&m->source);
 	free(m->tool_version);
 	free(m->host_vendor);
 	free(m->host_product);
@@ -368,6 +417,28 @@ static int validate_disk(const struct manifest_disk *d, size_t idx)
 	return 0;
 }
 
+static int validate_source(const struct manifest_source *src)
+{
+	size_t n = 0;
+
+	if ((int) src->type < 0 || src->type >= _MANIFEST_SOURCE_TYPE_MAX)
+		return INVALID("source type %d", (int) src->type);
+	/* NONE is written as no section at all: nothing may be lost silently */
+	if (src->type == MANIFEST_SOURCE_NONE &&
+	    (src->name || src->format || src->has_digest || (src->nodes && src->nodes[0])))
+		return INVALID("source of type none has fields");
+	if (!string_ok(src->name) || !string_ok(src->format))
+		return INVALID("source strings");
+	/* a source image or snapshot is named like one */
+	if ((src->type == MANIFEST_SOURCE_IMAGE || src->type == MANIFEST_SOURCE_SNAPSHOT) &&
+	    !manifest_name_is_valid(src->name))
+		return INVALID("source name");
+	for (char **p = src->nodes; p && *p; p++)
+		if (++n > MANIFEST_DISKS_MAX || !string_ok(*p))
+			return INVALID("source nodes");
+	return 0;
+}
+
 static int validate_structure(const struct manifest *m)
 {
 	size_t n_labels = 0;
@@ -387,6 +458,13 @@ static int validate_structure(const struct manifest *m)
 		if (!string_ok(*l) || !eq || eq == *l)
 			return INVALID("label '%s' is not key=value", *l);
 	}
+	if (m->family && !manifest_name_is_valid(m->family))
+		return INVALID("family");
+	if ((int) m->kind < 0 || m->kind >= _MANIFEST_KIND_MAX)
+		return INVALID("kind %d", (int) m->kind);
+	r = validate_source(&m->source);
+	if (r < 0)
+		return r;
 	if (m->n_disks == 0 || m->n_disks > MANIFEST_DISKS_MAX || !m->disks)
 		return INVALID("disk count %zu", m->n_disks);
 	for (size_t i = 0; i < m->n_disks; i++) {
@@ -525,8 +603,43 @@ static void encode_image(struct wbuf *b, const struct manifest *m)
 	put_varint(&rec, n_labels);
 	for (size_t i = 0; i < n_labels; i++)
 		put_str(&rec, m->labels[i]);
+	put_varint(&rec, (uint64_t) m->kind); /* since 1.1 */
 
 	at = section_begin(b, MANIFEST_SECTION_IMAGE, MANIFEST_SECTION_FLAG_REQUIRED);
+	put_record(b, &rec);
+	section_end(b, at);
+}
+
+/* Optional, so that v1.0 readers skip it: a family never changes what is flashed. */
+static void encode_family(struct wbuf *b, const struct manifest *m)
+{
+	_cleanup_(wbuf_done) struct wbuf rec = {};
+	size_t at;
+
+	put_str(&rec, m->family);
+	at = section_begin(b, MANIFEST_SECTION_FAMILY, 0);
+	put_record(b, &rec);
+	section_end(b, at);
+}
+
+/* Optional: where an image came from never changes what is flashed. */
+static void encode_source(struct wbuf *b, const struct manifest_source *src)
+{
+	_cleanup_(wbuf_done) struct wbuf rec = {};
+	size_t at, n_nodes = 0;
+
+	for (char **p = src->nodes; p && *p; p++)
+		n_nodes++;
+	put_varint(&rec, (uint64_t) src->type);
+	put_str(&rec, src->name);
+	put_str(&rec, src->format);
+	put_varint(&rec, src->has_digest ? 1 : 0);
+	if (src->has_digest)
+		put_bytes(&rec, src->digest, sizeof(src->digest));
+	put_varint(&rec, n_nodes);
+	for (size_t i = 0; i < n_nodes; i++)
+		put_str(&rec, src->nodes[i]);
+	at = section_begin(b, MANIFEST_SECTION_SOURCE, 0);
 	put_record(b, &rec);
 	section_end(b, at);
 }
@@ -632,6 +745,10 @@ int manifest_encode(const struct manifest *m, void **ret, size_t *ret_size)
 
 	put_bytes(&b, &h, sizeof(h));
 	encode_image(&b, m);
+	if (m->family)
+		encode_family(&b, m);
+	if (m->source.type != MANIFEST_SOURCE_NONE)
+		encode_source(&b, &m->source);
 	for (size_t i = 0; i < m->n_disks; i++)
 		encode_disk(&b, &m->disks[i]);
 	if (b.oom)
@@ -644,7 +761,8 @@ int manifest_encode(const struct manifest *m, void **ret, size_t *ret_size)
 	h.version_minor = htole16(MANIFEST_VERSION_MINOR);
 	h.header_size = htole32(MANIFEST_HEADER_BYTES);
 	h.flags = 0;
-	h.n_sections = htole32((uint32_t) (1 + m->n_disks));
+	h.n_sections = htole32((uint32_t) (1 + !!m->family +
+					   (m->source.type != MANIFEST_SOURCE_NONE) + m->n_disks));
 	h.body_size = htole64((uint64_t) (b.size - MANIFEST_HEADER_BYTES));
 	memcpy(h.content_digest, m->content_digest, 32);
 	memcpy(b.data, &h, sizeof(h));
@@ -791,7 +909,72 @@ static int decode_image(struct rbuf *sec, struct manifest *m)
 				return -EBADMSG;
 		}
 	}
+	/* since 1.1; a 1.0 manifest is an image */
+	if (rec.n > 0) {
+		uint64_t kind;
+
+		TRY(get_varint(&rec, &kind));
+		if (kind >= _MANIFEST_KIND_MAX)
+			return -EPROTONOSUPPORT; /* a kind from a newer version */
+		m->kind = (enum manifest_kind) kind;
+	}
 	/* rec may hold fields of a newer minor version: skipped */
+	return 0;
+}
+
+static int decode_source(struct rbuf *sec, struct manifest *m)
+{
+	struct manifest_source *src = &m->source;
+	struct rbuf rec;
+	uint64_t type, has_digest, n_nodes;
+	const uint8_t *p;
+
+	if (src->type != MANIFEST_SOURCE_NONE)
+		return -EBADMSG; /* at most one */
+	TRY(get_record(sec, &rec));
+	TRY(get_varint(&rec, &type));
+	if (type == MANIFEST_SOURCE_NONE)
+		return -EBADMSG;
+	/* a source type from a newer version: the section is optional, keep what we know */
+	if (type >= _MANIFEST_SOURCE_TYPE_MAX)
+		return 0;
+	src->type = (enum manifest_source_type) type;
+	TRY(get_str(&rec, &src->name));
+	TRY(get_str(&rec, &src->format));
+	TRY(get_varint(&rec, &has_digest));
+	if (has_digest > 1)
+		return -EBADMSG;
+	src->has_digest = has_digest;
+	if (has_digest) {
+		TRY(get_bytes(&rec, sizeof(src->digest), &p));
+		memcpy(src->digest, p, sizeof(src->digest));
+	}
+	TRY(get_varint(&rec, &n_nodes));
+	if (n_nodes > MANIFEST_DISKS_MAX || n_nodes > rec.n)
+		return -EBADMSG;
+	if (n_nodes > 0) {
+		src->nodes = calloc((size_t) n_nodes + 1, sizeof(char *));
+		if (!src->nodes)
+			return -ENOMEM;
+		for (size_t i = 0; i < n_nodes; i++) {
+			TRY(get_str(&rec, &src->nodes[i]));
+			if (!src->nodes[i])
+				return -EBADMSG;
+		}
+	}
+	return 0;
+}
+
+static int decode_family(struct rbuf *sec, struct manifest *m)
+{
+	struct rbuf rec;
+
+	if (m->family)
+		return -EBADMSG; /* at most one */
+	TRY(get_record(sec, &rec));
+	TRY(get_str(&rec, &m->family));
+	if (!m->family)
+		return -EBADMSG;
 	return 0;
 }
 
@@ -1007,6 +1190,12 @@ int manifest_decode(const void *data, size_t size, struct manifest **ret)
 		case MANIFEST_SECTION_IMAGE:
 			TRY(decode_image(&sec, m));
 			have_image = true;
+			break;
+		case MANIFEST_SECTION_FAMILY:
+			TRY(decode_family(&sec, m));
+			break;
+		case MANIFEST_SECTION_SOURCE:
+			TRY(decode_source(&sec, m));
 			break;
 		case MANIFEST_SECTION_DISK:
 			m->n_disks = d + 1;

@@ -29,6 +29,7 @@
 #define STORE_CONFIG_BYTES_MAX 4096
 #define STORE_CHUNKS_DIR "chunks"
 #define STORE_IMAGES_DIR "images"
+#define STORE_SNAPSHOTS_DIR "snapshots"
 #define STORE_CONFIG "config"
 #define MANIFEST_SUFFIX ".manifest"
 #define CHUNK_SUFFIX ".chunk"
@@ -185,6 +186,9 @@ int store_open(const char *path, bool create, struct store **ret)
 		if (r < 0)
 			return r;
 		r = mkdir_p_at(s->dir_fd, STORE_IMAGES_DIR, 0755);
+		if (r < 0)
+			return r;
+		r = mkdir_p_at(s->dir_fd, STORE_SNAPSHOTS_DIR, 0755);
 		if (r < 0)
 			return r;
 		/* the config last: its presence means "a complete store" */
@@ -355,16 +359,34 @@ int store_remove_chunk(struct store *s, const struct chunk_id *id)
 	return 1;
 }
 
-static int manifest_relpath(const char *name, char **ret)
+static const char *manifest_dir(enum manifest_kind kind)
 {
+	switch (kind) {
+	case MANIFEST_KIND_IMAGE:
+		return STORE_IMAGES_DIR;
+	case MANIFEST_KIND_SNAPSHOT:
+		return STORE_SNAPSHOTS_DIR;
+	default:
+		return NULL;
+	}
+}
+
+static int manifest_relpath(enum manifest_kind kind, const char *name, char **ret)
+{
+	const char *dir = manifest_dir(kind);
 	char *p;
 
-	if (!manifest_name_is_valid(name))
+	if (!dir || !manifest_name_is_valid(name))
 		return -EINVAL;
-	if (asprintf(&p, STORE_IMAGES_DIR "/%s" MANIFEST_SUFFIX, name) < 0)
+	if (asprintf(&p, "%s/%s" MANIFEST_SUFFIX, dir, name) < 0)
 		return -ENOMEM;
 	*ret = p;
 	return 0;
+}
+
+int store_manifest_relpath(enum manifest_kind kind, const char *name, char **ret)
+{
+	return manifest_relpath(kind, name, ret);
 }
 
 int store_put_manifest(struct store *s, const struct manifest *m)
@@ -376,19 +398,20 @@ int store_put_manifest(struct store *s, const struct manifest *m)
 
 	if (!s || !m)
 		return -EINVAL;
-	r = manifest_relpath(m->name, &path);
+	r = manifest_relpath(m->kind, m->name, &path);
 	if (r < 0)
 		return r;
 	r = manifest_encode(m, &data, &size);
 	if (r < 0)
 		return r;
-	r = mkdir_p_at(s->dir_fd, STORE_IMAGES_DIR, 0755);
+	r = mkdir_p_at(s->dir_fd, manifest_dir(m->kind), 0755); /* stores made before snapshots */
 	if (r < 0)
 		return r;
 	return write_file_atomic_noreplace(s->dir_fd, path, data, size);
 }
 
-int store_get_manifest(struct store *s, const char *name, struct manifest **ret)
+int store_get_manifest_of_kind(struct store *s, enum manifest_kind kind, const char *name,
+			       struct manifest **ret)
 {
 	_cleanup_free_ char *path = NULL;
 	_cleanup_free_ uint8_t *data = NULL;
@@ -396,9 +419,9 @@ int store_get_manifest(struct store *s, const char *name, struct manifest **ret)
 	size_t size;
 	int r;
 
-	if (!s || !name)
+	if (!s || !name || !ret)
 		return -EINVAL;
-	r = manifest_relpath(name, &path);
+	r = manifest_relpath(kind, name, &path);
 	if (r < 0)
 		return r;
 	r = read_bounded_at(s->dir_fd, path, MANIFEST_BYTES_MAX, &data, &size);
@@ -407,13 +430,33 @@ int store_get_manifest(struct store *s, const char *name, struct manifest **ret)
 	r = manifest_decode(data, size, &m);
 	if (r < 0)
 		return r;
-	if (strcmp(m->name, name) != 0) {
-		/* a renamed file: the name inside is the one that was checksummed */
+	if (strcmp(m->name, name) != 0 || m->kind != kind) {
+		/* a renamed or moved file: what is inside was checksummed, the path was not */
 		manifest_free(m);
 		return -EBADMSG;
 	}
 	*ret = m;
 	return 0;
+}
+
+int store_remove_manifest(struct store *s, enum manifest_kind kind, const char *name)
+{
+	_cleanup_free_ char *path = NULL;
+	int r;
+
+	if (!s || !name)
+		return -EINVAL;
+	r = manifest_relpath(kind, name, &path);
+	if (r < 0)
+		return r;
+	if (unlinkat(s->dir_fd, path, 0) < 0)
+		return -errno;
+	return fsync_parent_at(s->dir_fd, path);
+}
+
+int store_get_manifest(struct store *s, const char *name, struct manifest **ret)
+{
+	return store_get_manifest_of_kind(s, MANIFEST_KIND_IMAGE, name, ret);
 }
 
 static int cmp_strp(const void *a, const void *b)
@@ -423,6 +466,12 @@ static int cmp_strp(const void *a, const void *b)
 
 int store_list_manifests(struct store *s, char ***ret)
 {
+	return store_list_manifests_of_kind(s, MANIFEST_KIND_IMAGE, ret);
+}
+
+int store_list_manifests_of_kind(struct store *s, enum manifest_kind kind, char ***ret)
+{
+	const char *dir = manifest_dir(kind);
 	_cleanup_strv_free_ char **names = NULL;
 	_cleanup_close_ int fd = -EBADF;
 	size_t n = 0, cap = 0;
@@ -430,12 +479,12 @@ int store_list_manifests(struct store *s, char ***ret)
 	DIR *d;
 	int r = 0;
 
-	if (!s)
+	if (!s || !dir || !ret)
 		return -EINVAL;
 	names = calloc(1, sizeof(char *));
 	if (!names)
 		return -ENOMEM;
-	fd = openat(s->dir_fd, STORE_IMAGES_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = openat(s->dir_fd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
 		if (errno != ENOENT)
 			return -errno;

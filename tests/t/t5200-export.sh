@@ -222,6 +222,28 @@ test_expect_success 'big disk: gce-tar of 10 GiB (base-256 sizes) lists and extr
 	ext4_file_sums bx/disk.raw 3 >bx.sums && test_cmp big.img.root.sums bx.sums
 '
 
+test_expect_success 'big disk: the VMDK of an odd-sized disk checks clean and compares equal' '
+	"$IMAGER" images export big --format vmdk -o big.vmdk --progress=none &&
+	qemu-img check -f vmdk big.vmdk >bigv.check && grep -q "No errors were found" bigv.check &&
+	qemu-img compare -f raw -F vmdk big.raw big.vmdk &&
+	[ $(stat -c %s big.vmdk) -lt $((64 << 20)) ]
+'
+
+test_expect_success 'kill -TERM during an export: no output and no temporary left behind' '
+	make_gpt_disk noisy.img 512M &&
+	dd if=/dev/urandom of=noise.bin bs=1M count=200 status=none &&
+	off=$(part_start_bytes noisy.img 3) &&
+	debugfs -w -R "write noise.bin noise.bin" "noisy.img?offset=$off" >/dev/null 2>&1 &&
+	"$IMAGER" capture noisy.img --image noisy --progress=none &&
+	{ "$IMAGER" images export noisy --format vmdk -o noisy.vmdk --progress=none & pid=$!; } &&
+	register_pid $pid &&
+	for i in $(seq 200); do ls | grep -q "^noisy\.vmdk\.tmp\." && break; sleep 0.05; done &&
+	ls | grep -q "^noisy\.vmdk\.tmp\." &&
+	kill -TERM $pid && rc=0 && { wait $pid || rc=$?; } &&
+	expect_eq $rc 143 "exit status (killed by SIGTERM)" &&
+	[ ! -e noisy.vmdk ] && no_leftovers
+'
+
 test_expect_success 'a 4Kn image exports as raw and qcow2; VHD is refused (512-byte sectors)' '
 	make_gpt_disk_4kn g4k.img 320M &&
 	"$IMAGER" capture g4k.img --image g4k --progress=none &&

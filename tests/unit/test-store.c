@@ -458,6 +458,49 @@ TEST(store_manifests_publish_get_list)
 	free(p);
 	free(q);
 
+	/* snapshots: their own directory and listing; a name may be both */
+	m2->kind = MANIFEST_KIND_SNAPSHOT;
+	free(m2->name);
+	m2->name = strdup("web-2");
+	manifest_compute_digest(m2, m2->content_digest);
+	ASSERT_OK(store_put_manifest(s, m2));
+	ASSERT_ERR(store_put_manifest(s, m2), -EEXIST);
+	p = join(dir, "snapshots/web-2.manifest");
+	ASSERT_OK(access(p, F_OK));
+	free(p);
+	ASSERT_OK(store_list_manifests_of_kind(s, MANIFEST_KIND_SNAPSHOT, &names));
+	ASSERT_STREQ(names[0], "web-2");
+	ASSERT_TRUE(names[1] == NULL);
+	strv_free(names);
+	ASSERT_OK(store_get_manifest_of_kind(s, MANIFEST_KIND_SNAPSHOT, "web-2", &back));
+	ASSERT_EQ_U64(back->kind, MANIFEST_KIND_SNAPSHOT);
+	ASSERT_MEMEQ(back->content_digest, m2->content_digest, 32);
+	manifest_free(back);
+	ASSERT_OK(store_get_manifest(s, "web-2", &back)); /* the image of that name */
+	ASSERT_EQ_U64(back->kind, MANIFEST_KIND_IMAGE);
+	ASSERT_MEMEQ(back->content_digest, m->content_digest, 32);
+	manifest_free(back);
+	/* a snapshot moved into images/ is not an image */
+	free(m2->name);
+	m2->name = strdup("snap-only");
+	ASSERT_OK(store_put_manifest(s, m2));
+	p = join(dir, "snapshots/snap-only.manifest");
+	q = join(dir, "images/snap-only.manifest");
+	ASSERT_OK(rename(p, q));
+	ASSERT_ERR(store_get_manifest(s, "snap-only", &back), -EBADMSG);
+	ASSERT_ERR(store_get_manifest_of_kind(s, MANIFEST_KIND_SNAPSHOT, "snap-only", &back),
+		   -ENOENT);
+	free(p);
+	free(q);
+
+	/* removal: only the manifest of that kind */
+	ASSERT_OK(store_remove_manifest(s, MANIFEST_KIND_SNAPSHOT, "web-2"));
+	ASSERT_ERR(store_remove_manifest(s, MANIFEST_KIND_SNAPSHOT, "web-2"), -ENOENT);
+	ASSERT_ERR(store_get_manifest_of_kind(s, MANIFEST_KIND_SNAPSHOT, "web-2", &back), -ENOENT);
+	ASSERT_OK(store_get_manifest(s, "web-2", &back));
+	manifest_free(back);
+	ASSERT_ERR(store_remove_manifest(s, MANIFEST_KIND_IMAGE, "../config"), -EINVAL);
+
 	/* an invalid name is refused before anything is written */
 	free(m->name);
 	m->name = strdup("-bad");

@@ -15,7 +15,7 @@
 #include "imager/chunk.h"
 
 #define MANIFEST_VERSION_MAJOR 1
-#define MANIFEST_VERSION_MINOR 0
+#define MANIFEST_VERSION_MINOR 1 /* 1.1: image kind, SOURCE and FAMILY sections */
 #define MANIFEST_BYTES_MAX (UINT64_C(256) << 20)
 #define MANIFEST_DISKS_MAX 64
 #define MANIFEST_PARTITIONS_MAX 256
@@ -41,9 +41,9 @@
 enum manifest_section_type {
 	MANIFEST_SECTION_IMAGE = 1,       /* name, times, tool, host; exactly one, first */
 	MANIFEST_SECTION_DISK = 2,        /* one per disk, in disk order */
-	MANIFEST_SECTION_FAMILY = 16,     /* reserved: image family and its ordering */
+	MANIFEST_SECTION_FAMILY = 16,     /* optional: the image's family, if any */
 	MANIFEST_SECTION_DEPRECATION = 17,/* reserved: ACTIVE/DEPRECATED/OBSOLETE/DELETED */
-	MANIFEST_SECTION_SOURCE = 18,     /* reserved: snapshot/source image information */
+	MANIFEST_SECTION_SOURCE = 18,     /* optional: where the image came from */
 	MANIFEST_SECTION_SIGNATURE = 19,  /* reserved: Ed25519 signatures over the digests */
 	MANIFEST_SECTION_ENCRYPTION = 20, /* reserved: AEAD and keyed-chunk-ID parameters (REQUIRED) */
 	MANIFEST_SECTION_REMOTE = 21,     /* reserved: remote store hints */
@@ -62,6 +62,45 @@ enum capture_method {
 };
 const char *capture_method_to_string(enum capture_method m);
 enum capture_method capture_method_from_string(const char *s);
+
+/*
+ * What a manifest is. Images live in images/, snapshots in snapshots/; the
+ * kind is also recorded inside the manifest, so a file moved to the other
+ * directory is refused.
+ */
+enum manifest_kind {
+	MANIFEST_KIND_IMAGE,
+	MANIFEST_KIND_SNAPSHOT,
+	_MANIFEST_KIND_MAX,
+	_MANIFEST_KIND_INVALID = -22,
+};
+/* "image", "snapshot" */
+const char *manifest_kind_to_string(enum manifest_kind k);
+enum manifest_kind manifest_kind_from_string(const char *s);
+
+/* Where an image came from (the SOURCE section; never part of the content digest). */
+enum manifest_source_type {
+	MANIFEST_SOURCE_NONE,     /* unknown / not recorded: no SOURCE section */
+	MANIFEST_SOURCE_DISK,     /* captured from disks: @nodes are their device nodes */
+	MANIFEST_SOURCE_IMAGE,    /* derived from the image @name (content digest @digest) */
+	MANIFEST_SOURCE_SNAPSHOT, /* derived from the snapshot @name (content digest @digest) */
+	MANIFEST_SOURCE_FILE,     /* imported from the file @name (basename) in @format */
+	_MANIFEST_SOURCE_TYPE_MAX,
+	_MANIFEST_SOURCE_TYPE_INVALID = -22,
+};
+/* "none", "disk", "image", "snapshot", "file" */
+const char *manifest_source_type_to_string(enum manifest_source_type t);
+
+struct manifest_source {
+	enum manifest_source_type type;
+	char *name;              /* NULL if none */
+	char *format;            /* e.g. "tar"; NULL if none */
+	bool has_digest;
+	uint8_t digest[32];      /* the source's content digest, if has_digest */
+	char **nodes;            /* NULL-terminated, may be NULL; at most MANIFEST_DISKS_MAX */
+};
+/* Frees the contents and resets @s to MANIFEST_SOURCE_NONE. */
+void manifest_source_done(struct manifest_source *s);
 
 struct manifest_partition {
 	unsigned partno;
@@ -118,6 +157,9 @@ struct manifest {
 	char *name;
 	char *description;       /* NULL if none */
 	char **labels;           /* "key=value", NULL-terminated, may be NULL */
+	char *family;            /* image family (image name rules), NULL if none */
+	enum manifest_kind kind; /* MANIFEST_KIND_IMAGE unless a snapshot */
+	struct manifest_source source;
 	int64_t created_unix;
 	char *tool_version;
 	char *host_vendor, *host_product, *host_serial; /* DMI of the capturing host */

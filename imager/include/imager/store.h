@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "imager/chunk.h"
+#include "imager/manifest.h"
 
 struct store;
 struct manifest;
@@ -58,9 +59,30 @@ int store_chunk_stored_bytes(struct store *s, const struct chunk_id *id, uint64_
  */
 int store_remove_chunk(struct store *s, const struct chunk_id *id);
 
-/* Publishes a manifest under its name; -EEXIST if an image of that name exists. */
+/*
+ * Publishes a manifest under its name, in images/ or snapshots/ by m->kind;
+ * -EEXIST if a manifest of that kind and name exists.
+ */
 int store_put_manifest(struct store *s, const struct manifest *m);
-/* -ENOENT if no such image, -EBADMSG if the manifest is damaged. */
+/* An image: -ENOENT if no such image, -EBADMSG if the manifest is damaged. */
 int store_get_manifest(struct store *s, const char *name, struct manifest **ret);
 /* Image names, sorted, NULL-terminated. */
 int store_list_manifests(struct store *s, char ***ret);
+/*
+ * The same for either kind. A manifest whose recorded kind or name differs
+ * from where it was found is -EBADMSG.
+ */
+int store_get_manifest_of_kind(struct store *s, enum manifest_kind kind, const char *name,
+			       struct manifest **ret);
+int store_list_manifests_of_kind(struct store *s, enum manifest_kind kind, char ***ret);
+/*
+ * "images/NAME.manifest" or "snapshots/NAME.manifest", relative to
+ * store_dir_fd(); -EINVAL for an invalid kind or name. For modules that keep
+ * files beside a manifest or read its bytes as stored (sign.c).
+ */
+int store_manifest_relpath(enum manifest_kind kind, const char *name, char **ret);
+/*
+ * Deletes a manifest (its chunks stay until a garbage collection); the
+ * directory is fsync()ed. -ENOENT if there is no such manifest.
+ */
+int store_remove_manifest(struct store *s, enum manifest_kind kind, const char *name);

@@ -12,9 +12,11 @@
 #	$W = $RUN/w.PID   each process's scratch files (disks.flat: `imager
 #	                  disks --json` flattened by json.awk; select.err, ...)
 
-RUN=/run/imager
-LIB=/usr/lib/imager
-DATA_LABEL=IMAGER-DATA
+# IMAGER_RUN_DIR and IMAGER_LIB_DIR let the loop tests run these scripts on
+# the build machine (tests/loop/t2210); the appliance uses the defaults
+RUN=${IMAGER_RUN_DIR:-/run/imager}
+LIB=${IMAGER_LIB_DIR:-/usr/lib/imager}
+DATA_LABEL='IMAGER-DATA'
 
 say() { printf '%s\n' "$*"; }
 warn() { printf 'imager: %s\n' "$*" >&2; }
@@ -56,6 +58,9 @@ json_flat() { awk -f "$LIB/json.awk"; }
 
 # jval FLATFILE PATH: the value at PATH (empty for null or absent)
 jval() { awk -F '\t' -v k="$2" '$1 == k { print $2; exit }' "$1"; }
+
+# words LIST: a newline-separated list on one line, space-separated
+words() { printf '%s\n' "$1" | tr '\n' ' ' | sed 's/ *$//'; }
 
 # json_str STRING: STRING as a JSON string literal (with quotes); control
 # characters become spaces
@@ -200,38 +205,44 @@ is_own_disk() {
 
 # --- images ------------------------------------------------------------------
 
-# images_rows STORE: "NAME<TAB>CREATED_UNIX<TAB>FAMILY<TAB>DISKS<TAB>USED<TAB>STATUS" per
-# image, oldest first
+# images_rows STORE: one line per image, oldest first:
+#	NAME<TAB>CREATED<TAB>FAMILY<TAB>DISKS<TAB>USED<TAB>STATUS<TAB>STATE
+# CREATED as `images list` prints it (ISO 8601 UTC, so it sorts); FAMILY is
+# the image's family, or else its label family=NAME (how images captured
+# before imager had families carry it), "-" if none; STATE is the lifecycle
+# state (ACTIVE, DEPRECATED, ...; "-" from an imager without lifecycles).
 images_rows() {
 	local store=$1 name
 	"$IMAGER" images list --json --store "$store" 2>/dev/null | json_flat >"$W/images.flat" ||
 		return 0
-	awk -F '\t' '$1 ~ /^images\.[0-9]+\.name$/ { print $2 }' "$W/images.flat" |
-		while IFS= read -r name; do
-			"$IMAGER" images describe "$name" --json --store "$store" 2>/dev/null |
-				json_flat >"$W/image.flat" || continue
-			awk -F '\t' -v name="$name" -v list="$W/images.flat" '
-			{ val[$1] = $2 }
-			$1 ~ /^labels\.[0-9]+$/ && $2 ~ /^family=/ && fam == "" { fam = substr($2, 8) }
-			END {
-				while ((getline line < list) > 0) {
-					split(line, kv, "\t")
-					lv[kv[1]] = kv[2]
-				}
-				status = used = ""
-				for (i = 0; ("images." i ".name") in lv; i++)
-					if (lv["images." i ".name"] == name) {
-						used = lv["images." i ".used"]; status = lv["images." i ".status"]
-					}
-				printf("%s\t%s\t%s\t%s\t%s\t%s\n", name, val["created"] + 0,
-				       fam == "" ? "-" : fam, val["disks#"] + 0, used, status)
-			}' "$W/image.flat"
-		done | sort -t '	' -k2,2n -k1,1
+	awk -F '\t' '
+	{ val[$1] = $2 }
+	function v(k) { return (k in val) ? val[k] : "" }
+	END {
+		n = v("images#") + 0
+		for (i = 0; i < n; i++) {
+			p = "images." i "."
+			printf("%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v(p "name"), v(p "created"),
+			       v(p "family") == "" ? "-" : v(p "family"), v(p "disks"), v(p "used"),
+			       v(p "status"), v(p "state") == "" ? "-" : v(p "state"))
+		}
+	}' "$W/images.flat" | while IFS='	' read -r name created fam ndisks used status state; do
+		if [ "$fam" = - ]; then
+			fam=$("$IMAGER" images describe "$name" --json --store "$store" 2>/dev/null |
+				json_flat | awk -F '\t' '$1 ~ /^labels\.[0-9]+$/ && $2 ~ /^family=/ {
+					print substr($2, 8); exit }')
+		fi
+		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$created" "${fam:--}" "$ndisks" \
+			"$used" "$status" "$state"
+	done | sort -t '	' -k2,2 -k1,1
 }
 
-# newest_of_family STORE FAMILY: the newest image labelled family=FAMILY
+# newest_of_family STORE FAMILY: the newest complete image of FAMILY that is
+# not deprecated (imager's lifecycle state ACTIVE, or no lifecycle at all)
 newest_of_family() {
-	images_rows "$1" | awk -F '\t' -v f="$2" '$3 == f && $6 != "INCOMPLETE" { name = $1 } END { if (name != "") print name }'
+	images_rows "$1" | awk -F '\t' -v f="$2" '
+		$3 == f && $6 == "READY" && ($7 == "ACTIVE" || $7 == "-") { name = $1 }
+		END { if (name != "") print name }'
 }
 
 # --- reports and result markers ----------------------------------------------

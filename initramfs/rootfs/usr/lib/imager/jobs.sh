@@ -44,6 +44,23 @@ job_lock() {
 }
 job_unlock() { rm -rf "$RUN/job.lock"; }
 
+# trust_opts: "--require-signed --trust KEY..." for the public keys the build
+# baked in (kconfig APPLIANCE_TRUSTED_KEYS), nothing when there are none; then
+# `imager flash` refuses unsigned and untrusted images before any write. Key
+# file names are plain words (initramfs/build.sh refuses others), so the
+# output splits safely; a name that is not is left out while --require-signed
+# stays: such a key is not trusted, nothing more.
+trust_opts() {
+	local dir=${APPLIANCE_TRUSTED_KEYS_DIR:-/etc/imager/trusted-keys} k any=
+	for k in "$dir"/*; do
+		[ -f "$k" ] || continue
+		[ -n "$any" ] || printf '%s' --require-signed
+		any=1
+		case ${k##*/} in *[!A-Za-z0-9._+-]*) continue ;; esac
+		printf ' --trust %s' "$k"
+	done
+}
+
 # refuse ACTION CODE MESSAGE IMAGE REQUEST...: the refusal line, its report, the marker
 refuse() {
 	local action=$1 code=$2 msg=$3 image=$4 report=
@@ -108,8 +125,9 @@ resolve_disks() {
 	[ $rc -ne 0 ] || return 0
 	# imager's own message names the hints and the disks; keep it on one line
 	R_ERROR="$role '$spec': $(sed -e 's/^imager[a-z ]*: //' -e 's/^Refusing: //' \
+		-e "s|^  ${OWN_DISK:-/nonexistent}: it is excluded| ${OWN_DISK:-}: the appliance's own medium|" \
 		-e "s/^Refusing '\([^']*\)': /\1: /" -e 's/with --all/with --all (imager.target_all=1)/' \
-		-e 's/^  */ /' "$W/select.err" | grep -v '^Try ' | tr '\n' ' ' | sed 's/ *$//')"
+		-e 's/^  */ /' "$W/select.err" | grep -v '^Try ' | tr '\n' ' ' | tr -s ' ' | sed 's/ *$//')"
 	R_CODE=$rc
 	return $rc
 }
@@ -145,7 +163,7 @@ resolve_image() {
 		R_ERROR="the store $store holds no image"
 		R_CODE=$EXIT_NOT_FOUND
 	else
-		R_ERROR="no image was named (imager.image= or imager.family=) and $store holds $n: $(cut -f1 "$W/images.rows" | tr '\n' ' ')"
+		R_ERROR="no image was named (imager.image= or imager.family=) and $store holds $n: $(words "$(cut -f1 "$W/images.rows")")"
 		R_CODE=$EXIT_REFUSED
 	fi
 	return $R_CODE
@@ -208,7 +226,7 @@ job_capture() {
 	resolve_disks source "$spec" 0 || { refuse capture "$R_CODE" "$R_ERROR" "$image" "$@"; return; }
 	src=$R_NODES
 	if [ "$(echo "$src" | grep -c .)" -ne 1 ]; then
-		refuse capture $EXIT_REFUSED "source '$spec' names $(echo "$src" | grep -c .) disks ($(echo $src)); a capture reads one" "$image" "$@"
+		refuse capture $EXIT_REFUSED "source '$spec' names $(echo "$src" | grep -c .) disks ($(words "$src")); a capture reads one" "$image" "$@"
 		return
 	fi
 	[ -n "$image" ] || image=${family:-capture}-$(date -u +%Y%m%d-%H%M%S)
@@ -224,7 +242,15 @@ job_capture() {
 	report=$(report_path capture)
 	set -- --image "$image" --store "$STORE" --progress=tty --report "$report" \
 		--description "Captured by the imager appliance from $desc"
-	[ -z "$family" ] || set -- "$@" --label "family=$family"
+	if [ -n "$family" ]; then
+		# an imager with image families takes --family; before them the
+		# family was the label family=NAME (images_rows reads both)
+		if "$IMAGER" capture --help 2>&1 | grep -q -- '--family'; then
+			set -- "$@" --family "$family"
+		else
+			set -- "$@" --label "family=$family"
+		fi
+	fi
 	"$IMAGER" capture "$src" "$@" || rc=$?
 	job_unlock
 	finish capture "$rc" "$report" "$image" "source=$src" && J_SUMMARY="Captured $desc into image '$image'${family:+ (family $family)}." ||
@@ -245,20 +271,22 @@ job_flash() {
 	ntargets=$(echo "$targets" | grep -c .)
 	ndisks=$("$IMAGER" images describe "$image" --json --store "$STORE" | json_flat | awk -F '\t' '$1 == "disks#" { print $2 }')
 	if [ "${ndisks:-1}" -gt 1 ] && [ "$ntargets" -ne "$ndisks" ]; then
-		refuse flash $EXIT_REFUSED "image '$image' has $ndisks disks, but $ntargets target(s) were selected ($(echo $targets)); select exactly $ndisks with imager.target_all=1" "$image" "$@"
+		refuse flash $EXIT_REFUSED "image '$image' has $ndisks disks, but $ntargets target(s) were selected ($(words "$targets")); select exactly $ndisks with imager.target_all=1" "$image" "$@"
 		return
 	fi
-	job_lock "flash $image onto $(echo $targets)" || { refuse flash $EXIT_REFUSED "another job is running" "$image" "$@"; return; }
+	job_lock "flash $image onto $(words "$targets")" || { refuse flash $EXIT_REFUSED "another job is running" "$image" "$@"; return; }
 	disks_refresh
 	if [ "${ndisks:-1}" -gt 1 ]; then
 		# one run writes the image's disks onto the targets in node order
+		# shellcheck disable=SC2086 # one argument per target
 		set -- $targets
 		targets=$(echo "$targets" | tr '\n' ',' | sed 's/,$//')
 		say ""
 		say "Flashing image '$image' ($ndisks disks) onto $*"
 		report=$(report_path flash)
+		# shellcheck disable=SC2046 # trust_opts: words without blanks
 		"$IMAGER" flash "$image" "$@" --store "$STORE" --yes --progress=tty --report "$report" \
-			${grow:+--grow} || rc=$?
+			${grow:+--grow} $(trust_opts) || rc=$?
 		job_unlock
 		finish flash "$rc" "$report" "$image" "target=$targets"
 		J_SUMMARY="Flashed '$image' onto $targets: $J_STATUS."
@@ -271,8 +299,9 @@ job_flash() {
 		say ""
 		say "Flashing image '$image' onto $(disk_describe "$t")${grow:+, growing the last partition}"
 		report=$(report_path flash)
+		# shellcheck disable=SC2046 # trust_opts: words without blanks
 		"$IMAGER" flash "$image" "$t" --store "$STORE" --yes --progress=tty --report "$report" \
-			${grow:+--grow} || rc=$?
+			${grow:+--grow} $(trust_opts) || rc=$?
 		finish flash "$rc" "$report" "$image" "target=$t" || true
 		J_SUMMARY="${J_SUMMARY:+$J_SUMMARY
 }Flashed '$image' onto $(disk_describe "$t"): $J_STATUS."

@@ -9,8 +9,8 @@
 # Jobs run through jobs.sh, as the kernel command line's would; the menu only
 # asks, and confirms by naming the disk's model, serial and size.
 
-. /usr/lib/imager/common.sh
-. /usr/lib/imager/jobs.sh
+. "${IMAGER_LIB_DIR:-/usr/lib/imager}/common.sh"
+. "$LIB/jobs.sh"
 load_env
 STORE=$(store_dir)
 
@@ -147,7 +147,7 @@ menu_capture() {
 }
 
 menu_flash() {
-	local image= family= n=0 target grow= line name created fam ndisks used status
+	local image= family= n=0 target grow= name created fam ndisks used status state
 	[ -n "$STORE" ] || { say "No store: flash is not available."; return; }
 	images_rows "$STORE" >"$W/images.rows"
 	if [ ! -s "$W/images.rows" ]; then
@@ -156,11 +156,12 @@ menu_flash() {
 	fi
 	say ""
 	say "Images in $STORE (oldest first):"
-	while IFS='	' read -r name created fam ndisks used status; do
+	while IFS='	' read -r name created fam ndisks used status state; do
 		n=$((n + 1))
-		printf '  %d) %-28s family %-12s %s, %s disk(s), %s used%s\n' "$n" "$name" "$fam" \
-			"$(date -u -d "@$created" +%Y-%m-%dT%H:%MZ 2>/dev/null || echo "$created")" \
-			"$ndisks" "$(human "$used")" "$([ "$status" = READY ] || echo ", $status")"
+		printf '  %d) %-28s family %-12s %s, %s disk(s), %s used%s%s\n' "$n" "$name" "$fam" \
+			"$created" "$ndisks" "$(human "$used")" \
+			"$([ "$status" = READY ] || echo ", $status")" \
+			"$([ "$state" = ACTIVE ] || [ "$state" = - ] || echo ", $state")"
 	done <"$W/images.rows"
 	while :; do
 		ask "Image number, or @FAMILY for the newest of a family (q to cancel)"
@@ -196,7 +197,6 @@ menu_flash() {
 }
 
 menu_images() {
-	local name created fam ndisks used status
 	[ -n "$STORE" ] || { say "No store."; return; }
 	images_rows "$STORE" >"$W/images.rows"
 	say ""

@@ -1,0 +1,77 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# Hostile input: libFuzzer targets and the sanitizer run of the test suite.
+# Included from the top Makefile. tests/fuzz/README.md has the details.
+#
+#   make fuzz              build every tests/fuzz/fuzz-*.c with libFuzzer, ASan
+#                          and UBSan into $(O)/fuzz, run each for FUZZ_SECONDS
+#                          over its seed corpus; any crash, leak, UB or timeout
+#                          fails, the input is saved in $(O)/fuzz/crashes
+#   make fuzz FUZZ_SECONDS=0   replay the seed corpus only (regression run)
+#   make fuzz-build        only build the targets
+#   make fuzz-corpus       regenerate tests/fuzz/corpus (tests/fuzz/make-corpus.sh)
+#   make check-sanitize    build imager and the unit tests with ASan + UBSan into
+#                          $(O)/sanitize, then run the SANITIZE_TIERS with them
+#
+# Variables: FUZZ_SECONDS (default 20), FUZZ_TARGETS (default: all),
+# FUZZ_ARGS (extra libFuzzer options, e.g. -seed=1), FUZZ_CC (clang),
+# SANITIZE_CC (default $(CC)), SANITIZE_TIERS (default "unit image loop").
+
+FUZZ_CC ?= clang
+FUZZ_O := $(O)/fuzz
+FUZZ_SECONDS ?= 20
+FUZZ_TARGETS ?= $(patsubst tests/fuzz/fuzz-%.c,%,$(sort $(wildcard tests/fuzz/fuzz-*.c)))
+FUZZ_ARGS ?=
+
+# UB aborts (no recovery), so libFuzzer records it as a crash like ASan's
+SANITIZE_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+# clang warns where gcc does not (unused static inline cleanup helpers); the
+# gcc build is the -Werror gate, the fuzz build only shows warnings
+FUZZ_CFLAGS := -O1 -g $(SANITIZE_FLAGS) -fsanitize=fuzzer-no-link -Wno-unused-function
+FUZZ_LIB_OBJ := $(patsubst %.c,$(FUZZ_O)/obj/%.o,$(UTIL_SRC) $(LIB_SRC))
+FUZZ_BINS := $(addprefix $(FUZZ_O)/fuzz-,$(FUZZ_TARGETS))
+
+.PHONY: fuzz fuzz-build fuzz-corpus check-sanitize
+
+$(FUZZ_O)/obj/%.o: %.c
+	$(E) FUZZCC $<
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) $(IMAGER_CFLAGS) -Wno-error -MMD -MP -c $< -o $@
+
+$(FUZZ_O)/libimager.a: $(FUZZ_LIB_OBJ)
+	$(E) AR $@
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+$(FUZZ_O)/fuzz-%: $(FUZZ_O)/obj/tests/fuzz/fuzz-%.o $(FUZZ_O)/libimager.a
+	$(E) FUZZLD $@
+	$(Q)$(FUZZ_CC) $(SANITIZE_FLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS_IMAGER)
+
+-include $(shell find $(FUZZ_O)/obj -name '*.d' 2>/dev/null)
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: deps
+	$(Q)$(MAKE) --no-print-directory fuzz-build
+	$(Q)FUZZ_O=$(FUZZ_O) FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_ARGS="$(FUZZ_ARGS)" \
+		bash tests/fuzz/run.sh $(FUZZ_TARGETS)
+
+fuzz-corpus: all
+	$(Q)IMAGER=$(IMAGER) O=$(O) bash tests/fuzz/make-corpus.sh
+
+# A separate output directory: nothing instrumented mixes with the normal build.
+SANITIZE_O := $(O)/sanitize
+SANITIZE_CC ?= $(CC)
+SANITIZE_TIERS ?= unit image loop
+# abort_on_error: a report is a failure even where a test only checks for "non-zero";
+# the LSan suppressions name library-internal leaks only (each is justified there)
+SANITIZE_ENV = \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1:suppressions=$(CURDIR)/tests/sanitize/asan.supp \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/sanitize/lsan.supp:print_suppressions=0 \
+	IMAGER_CACHE=$(IMAGER_CACHE)
+
+check-sanitize: deps
+	$(Q)$(MAKE) --no-print-directory O=$(SANITIZE_O) CC=$(SANITIZE_CC) \
+		CFLAGS="-O1 -g $(SANITIZE_FLAGS)" LDFLAGS="$(SANITIZE_FLAGS)" all units
+	$(Q)$(SANITIZE_ENV) O=$(SANITIZE_O) IMAGER=$(SANITIZE_O)/imager \
+		bash tests/run $(SANITIZE_TIERS)
