@@ -25,6 +25,7 @@
 #include "imager/store.h"
 #include "lifecycle.h"
 #include "report.h"
+#include "store-key.h"
 #include "trust.h"
 #include "util/cleanup.h"
 #include "util/log.h"
@@ -164,9 +165,9 @@ static int capture(const struct capture_request *req, struct report *rep)
 	r = cli_now(&now);
 	if (r < 0)
 		return r;
-	r = store_open(store_path, true, &store);
+	r = cli_store_open(store_path, true, &store);
 	if (r < 0)
-		return log_error_errno(r, "Failed to open store '%s': %m", store_path);
+		return r;
 	/* from before the first chunk until the manifest is out: gc waits for us */
 	r = cli_store_lock(store, STORE_LOCK_SHARED, true, &lock_fd);
 	if (r < 0)

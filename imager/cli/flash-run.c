@@ -168,7 +168,9 @@ static int flash(const struct flash_request *req, struct report *rep)
 		if (r == -EBADMSG) {
 			r = log_error_errno(r, "Flashing '%s' failed verification: %s.",
 					    targets[i].dev->node,
-					    reason ? reason : "a chunk does not match its hash");
+					    reason ? reason : store_is_encrypted(store) ?
+					    "a chunk failed authentication (damaged or altered)" :
+					    "a chunk does not match its hash");
 			goto out;
 		}
 		if (r < 0) {

@@ -23,6 +23,7 @@
 #include "lifecycle.h"
 #include "output.h"
 #include "target.h"
+#include "store-key.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 #include "util/strutil.h"
@@ -313,11 +314,9 @@ static int create_derived(const char *name)
 		_cleanup_(store_freep) struct store *fs = NULL;
 		const char *path = cli_store_path(arg_store);
 
-		r = store_open(path, false, &fs);
-		if (r == -ENOENT)
-			return log_error_errno(r, "Store '%s' does not exist.", path);
+		r = cli_store_open(path, false, &fs);
 		if (r < 0)
-			return log_error_errno(r, "Failed to open store '%s': %m", path);
+			return r;
 		r = cli_resolve_family(fs, arg_source_path, &resolved);
 		if (r < 0)
 			return r;

@@ -17,6 +17,7 @@
 #include "lifecycle.h"
 #include "output.h"
 #include "show.h"
+#include "store-key.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 
@@ -34,11 +35,9 @@ int cli_delete_manifests(enum manifest_kind kind, const char *store_arg, char **
 	const char *what = kind == MANIFEST_KIND_SNAPSHOT ? "Snapshot" : "Image";
 	int r;
 
-	r = store_open(path, false, &s);
-	if (r == -ENOENT)
-		return log_error_errno(r, "Store '%s' does not exist.", path);
+	r = cli_store_open(path, false, &s);
 	if (r < 0)
-		return log_error_errno(r, "Failed to open store '%s': %m", path);
+		return r;
 	/* check them all first: either every name is deleted, or none */
 	for (size_t i = 0; i < n_names; i++) {
 		_cleanup_(manifest_freep) struct manifest *m = NULL;

@@ -17,6 +17,7 @@
 #include "imager/store.h"
 #include "imager/vdisk.h"
 #include "output.h"
+#include "store-key.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 #include "util/strutil.h"
@@ -214,9 +215,9 @@ static int import_tar(const char *source_path, struct capture_request *req)
 	_cleanup_free_ char *reason = NULL, *label = NULL;
 	int r, k;
 
-	r = store_open(req->store_path, true, &s);
+	r = cli_store_open(req->store_path, true, &s);
 	if (r < 0)
-		return log_error_errno(r, "Failed to open store '%s': %m", req->store_path);
+		return r;
 	r = source_label(source_path, "tar", &label);
 	if (r < 0)
 		return log_oom();
@@ -249,8 +250,10 @@ int import_capture(const char *source_path, enum import_kind kind, const char *b
 	{
 		_cleanup_(store_freep) struct store *s = NULL;
 		_cleanup_(manifest_freep) struct manifest *old = NULL;
-		int r = store_open(req->store_path, false, &s);
+		int r = cli_store_open_if_exists(req->store_path, &s);
 
+		if (r < 0 && r != -ENOENT)
+			return r; /* e.g. a wrong key: say so now, not after the import */
 		if (r >= 0) {
 			r = store_get_manifest(s, req->name, &old);
 			if (r >= 0 || r == -EBADMSG)

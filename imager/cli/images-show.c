@@ -20,6 +20,7 @@
 #include "show.h"
 #include "target.h"
 #include "trust.h"
+#include "store-key.h"
 #include "util/cleanup.h"
 #include "util/json.h"
 #include "util/log.h"
@@ -53,14 +54,7 @@ static uint64_t image_size_bytes(const struct manifest *m)
 
 static int open_store(const char *store_arg, struct store **ret)
 {
-	const char *path = cli_store_path(store_arg);
-	int r = store_open(path, false, ret);
-
-	if (r == -ENOENT)
-		return log_error_errno(r, "Store '%s' does not exist.", path);
-	if (r < 0)
-		return log_error_errno(r, "Failed to open store '%s': %m", path);
-	return 0;
+	return cli_store_open(cli_store_path(store_arg), false, ret);
 }
 
 /* The effective deprecation state of image @name now; DELETED-like "UNKNOWN" if unreadable. */
@@ -200,6 +194,8 @@ struct describe_info {
 	struct deprecation deprecation;
 	enum deprecation_state state;
 	struct cli_signatures signatures;
+	bool encrypted;                        /* the store's, shown as "encryption" */
+	char key_id[CRYPT_KEY_ID_STRING_MAX];
 };
 
 static const char *source_type_word(enum manifest_source_type t)
@@ -251,6 +247,10 @@ static void describe_json(const struct manifest *m, struct store *s, const struc
 	json_object_end(&j);
 	hex_encode(m->content_digest, sizeof(m->content_digest), buf);
 	json_string(&j, "digest", buf);
+	json_object_begin(&j, "encryption");
+	json_string(&j, "cipher", di->encrypted ? CRYPT_CIPHER_NAME : "none");
+	json_string(&j, "key_id", di->encrypted ? di->key_id : NULL);
+	json_object_end(&j);
 	json_u64(&j, "format_version", m->version_major);
 	cli_signatures_print_json(&j, &di->signatures);
 
@@ -433,6 +433,10 @@ static void describe_text(const struct manifest *m, const struct describe_info *
 	       m->host_vendor ? m->host_vendor : "unknown", m->host_product ? m->host_product : "");
 	hex_encode(m->content_digest, sizeof(m->content_digest), buf);
 	printf("Digest:      %s\n", buf);
+	if (di->encrypted)
+		printf("Encryption:  %s (store key %s)\n", CRYPT_CIPHER_NAME, di->key_id);
+	else
+		printf("Encryption:  none\n");
 	cli_signatures_print_text(&di->signatures);
 	for (size_t i = 0; i < m->n_disks; i++) {
 		const struct manifest_disk *d = &m->disks[i];
@@ -483,6 +487,7 @@ int cli_describe_manifest(enum manifest_kind kind, const char *store_arg, const 
 	else
 		log_debug_errno(r, "No storage accounting for '%s': %m", name);
 	cli_signatures_load(s, m, &di.signatures);
+	di.encrypted = store_key_id(s, di.key_id) >= 0;
 	if (json)
 		describe_json(m, s, &di);
 	else

@@ -43,9 +43,9 @@ int images_sign(int argc, char *argv[])
 		switch (c) {
 		case 'h':
 			printf("Usage: imager images sign NAME --key KEY [--store DIR]\n\n"
-			       "Sign an image with a private key from 'imager keys generate'. An\n"
-			       "image may carry several signatures, one per key; signing again with\n"
-			       "a key replaces that key's signature.\n");
+			       "Sign an image with a private key from 'imager keys generate'.\n"
+			       "An image may carry several signatures, one per key; signing\n"
+			       "again with a key replaces that key's signature.\n");
 			return 0;
 		case 's':
 			arg_store = optarg;

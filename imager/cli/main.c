@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "store-key.h"
 #include "util/log.h"
 
 #ifndef IMAGER_VERSION
@@ -78,7 +79,8 @@ int usage_error(const char *verb, const char *fmt, ...)
 
 static void help(void)
 {
-	printf("Usage: imager [--verbose] [--quiet] VERB [ARGS...]\n\n"
+	printf("Usage: imager [--verbose] [--quiet] [--key-file FILE] [--no-encryption] VERB "
+	       "[ARGS...]\n\n"
 	       "A disk-imaging appliance: see, capture and flash disks.\n\nVerbs:\n");
 	for (const struct verb *v = verbs; v->name; v++)
 		printf("  %-12s %s\n", v->name, v->summary);
@@ -97,6 +99,10 @@ int main(int argc, char *argv[])
 	int c;
 
 	log_parse_environment();
+	/* --key-file FILE and --no-encryption: global, accepted anywhere (store-key.h) */
+	argc = cli_strip_key_options(argc, argv);
+	if (argc < 0)
+		return IMAGER_EXIT_USAGE;
 	/* '+' stops at the first non-option: the verb parses its own options */
 	while ((c = getopt_long(argc, argv, "+hVvq", options, NULL)) >= 0) {
 		switch (c) {

@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "lifecycle.h"
 #include "output.h"
+#include "store-key.h"
 #include "target.h"
 #include "util/cleanup.h"
 #include "util/log.h"
@@ -26,18 +27,17 @@ int cli_load_manifest(const char *store_arg, enum manifest_kind kind, const char
 	struct manifest *m = NULL;
 	int r;
 
-	r = store_open(path, false, &s);
-	if (r == -ENOENT)
-		return log_error_errno(r, "Store '%s' does not exist.", path);
+	r = cli_store_open(path, false, &s);
 	if (r < 0)
-		return log_error_errno(r, "Failed to open store '%s': %m", path);
+		return r;
 	r = store_get_manifest_of_kind(s, kind, name, &m);
 	if (r == -ENOENT || r == -EINVAL)
 		return log_error_errno(-ENOENT, "%s '%s' does not exist in store '%s'.", what, name,
 				       path);
 	if (r == -EBADMSG)
 		return log_error_errno(r, "%s '%s' in store '%s' is damaged (its manifest does "
-				       "not verify).", what, name, path);
+				       "not verify%s).", what, name, path,
+				       store_is_encrypted(s) ? ": authentication failed" : "");
 	if (r == -EPROTONOSUPPORT)
 		return log_error_errno(r, "%s '%s' needs a newer imager (manifest version).", what,
 				       name);

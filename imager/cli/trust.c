@@ -50,8 +50,8 @@ static int load_trusted_key(const char *path, struct sign_key **ret)
 	if (r == -ENOENT)
 		return log_error_errno(r, "Trusted key '%s' does not exist.", path);
 	if (r == -EBADMSG)
-		return log_error_errno(r, "Trusted key '%s' is not an Ed25519 public key in PEM form "
-				       "(a .pub file from 'imager keys generate').", path);
+		return log_error_errno(r, "Trusted key '%s' is not an Ed25519 public key in PEM "
+				       "form (a .pub file from 'imager keys generate').", path);
 	if (r < 0)
 		return log_error_errno(r, "Failed to read trusted key '%s': %m", path);
 	return 0;
@@ -94,12 +94,13 @@ int cli_check_trust(struct store *s, const struct trust_policy *p, const char *a
 	if (r == -EBADMSG || r == -EPROTONOSUPPORT) {
 		r = log_error_errno(-EKEYREJECTED, "Refusing to %s '%s': its signature file is %s.",
 				    action, name,
-				    r == -EBADMSG ? "damaged" : "of a newer format than this imager reads");
+				    r == -EBADMSG ? "damaged"
+						  : "of a newer format than this imager reads");
 		goto out;
 	}
 	if (r < 0 && r != -ENOENT) {
-		r = log_error_errno(r, "Refusing to %s '%s': cannot read its signatures: %m", action,
-				    name);
+		r = log_error_errno(r, "Refusing to %s '%s': cannot read its signatures: %m",
+				    action, name);
 		goto out;
 	}
 	if (r == -ENOENT)
@@ -129,19 +130,20 @@ int cli_check_trust(struct store *s, const struct trust_policy *p, const char *a
 					   "trusted.", id);
 		}
 		r = log_error_errno(-EKEYREJECTED,
-				    "Refusing to %s '%s': it is not signed by a trusted key.", action,
-				    name);
+				    "Refusing to %s '%s': it is not signed by a trusted key.",
+				    action, name);
 		goto out;
 	}
 
 	/* flash what was verified: the manifest decoded from exactly these bytes */
-	r = manifest_decode(bytes, size, &verified);
+	r = store_decode_manifest(s, (*m)->kind, name, bytes, size, &verified);
 	if (r >= 0 && (strcmp(verified->name, name) != 0 || verified->kind != (*m)->kind ||
 		       memcmp(verified->content_digest, (*m)->content_digest, 32) != 0))
 		r = -EBADMSG;
 	if (r < 0) {
-		r = log_error_errno(-EKEYREJECTED, "Refusing to %s '%s': its manifest changed while "
-				    "it was being checked.", action, name);
+		r = log_error_errno(-EKEYREJECTED,
+				    "Refusing to %s '%s': its manifest changed while it was "
+				    "being checked.", action, name);
 		goto out;
 	}
 	sign_key_id_to_string(recs[good].key_id, id);
@@ -181,8 +183,8 @@ int cli_sign_before_publish(struct store *s, const struct manifest *m, const str
 		return r;
 	r = sign_prepare_publish(s, m, k, now);
 	if (r == -EEXIST)
-		return log_error_errno(r, "%s '%s' already exists in store '%s'.", kind_word(m->kind),
-				       m->name, store_path(s));
+		return log_error_errno(r, "%s '%s' already exists in store '%s'.",
+				       kind_word(m->kind), m->name, store_path(s));
 	if (r < 0 && k)
 		return log_error_errno(r, "Failed to sign %s '%s': %m",
 				       manifest_kind_to_string(m->kind), m->name);

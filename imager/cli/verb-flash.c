@@ -18,6 +18,7 @@
 #include "lifecycle.h"
 #include "output.h"
 #include "trust.h"
+#include "store-key.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 #include "util/strutil.h"
@@ -162,11 +163,9 @@ int verb_flash(int argc, char *argv[])
 		_cleanup_(store_freep) struct store *s = NULL;
 		const char *path = cli_store_path(arg_store);
 
-		r = store_open(path, false, &s);
-		if (r == -ENOENT)
-			return log_error_errno(r, "Store '%s' does not exist.", path);
+		r = cli_store_open(path, false, &s);
 		if (r < 0)
-			return log_error_errno(r, "Failed to open store '%s': %m", path);
+			return r;
 		r = cli_resolve_family(s, arg_family, &resolved);
 		if (r < 0)
 			return r;

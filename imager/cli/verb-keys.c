@@ -37,10 +37,11 @@ static int keys_generate(int argc, char *argv[])
 		switch (c) {
 		case 'h':
 			printf("Usage: imager keys generate --output PREFIX\n\n"
-			       "Make an Ed25519 signing key pair: PREFIX.key, the private key (PEM\n"
-			       "PKCS#8, mode 0600: keep it secret) for 'capture --sign-key' and\n"
-			       "'images sign', and PREFIX.pub, the public key for 'flash --trust'\n"
-			       "and the appliance's APPLIANCE_TRUSTED_KEYS. Never overwrites a file.\n");
+			       "Make an Ed25519 signing key pair: PREFIX.key, the private key\n"
+			       "(PEM PKCS#8, mode 0600: keep it secret) for 'capture --sign-key'\n"
+			       "and 'images sign', and PREFIX.pub, the public key for\n"
+			       "'flash --trust' and the appliance's APPLIANCE_TRUSTED_KEYS.\n"
+			       "Never overwrites a file.\n");
 			return 0;
 		case 'o':
 			prefix = optarg;
@@ -57,7 +58,8 @@ static int keys_generate(int argc, char *argv[])
 	/* both checked first, so a refusal leaves nothing behind */
 	for (const char *p = priv; p; p = p == priv ? pub : NULL)
 		if (faccessat(AT_FDCWD, p, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
-			return log_error_errno(-EEXIST, "'%s' exists; refusing to overwrite it.", p);
+			return log_error_errno(-EEXIST, "'%s' exists; refusing to overwrite it.",
+					       p);
 
 	r = sign_key_generate(&k);
 	if (r < 0)

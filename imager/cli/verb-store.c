@@ -17,6 +17,7 @@
 #include "imager/store.h"
 #include "lifecycle.h"
 #include "output.h"
+#include "store-key.h"
 #include "util/cleanup.h"
 #include "util/json.h"
 #include "util/log.h"
@@ -48,8 +49,8 @@ static int parse_argv(int argc, char *argv[], const char *sub)
 				printf("Usage: imager store gc [--store DIR] [--dry-run] [--no-wait] "
 				       "[--json]\n\n"
 				       "Remove the chunks no image or snapshot references, leftover\n"
-				       "temporary files older than an hour, and deprecation records of\n"
-				       "deleted images. Waits for running captures and other writers\n"
+				       "temporary files older than an hour, and deprecation and signature\n"
+				       "files of deleted images. Waits for running captures and other writers\n"
 				       "(--no-wait: fail instead). Refuses if a manifest is damaged.\n");
 			else
 				printf("Usage: imager store verify [--store DIR] [--json]\n\n"
@@ -84,14 +85,7 @@ static int parse_argv(int argc, char *argv[], const char *sub)
 
 static int open_store(struct store **ret)
 {
-	const char *path = cli_store_path(arg_store);
-	int r = store_open(path, false, ret);
-
-	if (r == -ENOENT)
-		return log_error_errno(r, "Store '%s' does not exist.", path);
-	if (r < 0)
-		return log_error_errno(r, "Failed to open store '%s': %m", path);
-	return 0;
+	return cli_store_open(cli_store_path(arg_store), false, ret);
 }
 
 static int store_gc_verb(int argc, char *argv[])
@@ -139,7 +133,7 @@ static int store_gc_verb(int argc, char *argv[])
 		json_u64(&j, "kept_bytes", st.kept_bytes);
 		json_u64(&j, "removed_temporaries", st.removed_tmp);
 		json_u64(&j, "removed_temporary_bytes", st.removed_tmp_bytes);
-		json_u64(&j, "removed_deprecation_records", st.removed_orphans);
+		json_u64(&j, "removed_orphan_files", st.removed_orphans);
 		json_object_end(&j);
 		json_finish(&j);
 		return 0;
@@ -158,7 +152,7 @@ static int store_gc_verb(int argc, char *argv[])
 		       arg_dry_run ? "Would remove" : "Removed", (unsigned long long) st.removed_tmp,
 		       st.removed_tmp == 1 ? "" : "s", format_bytes(a, sizeof(a), st.removed_tmp_bytes));
 	if (st.removed_orphans)
-		printf("%s %llu deprecation record%s of deleted images.\n",
+		printf("%s %llu deprecation or signature file%s of deleted manifests.\n",
 		       arg_dry_run ? "Would remove" : "Removed",
 		       (unsigned long long) st.removed_orphans, st.removed_orphans == 1 ? "" : "s");
 	return 0;
@@ -234,6 +228,13 @@ static int store_verify_verb(int argc, char *argv[])
 static const struct verb store_verbs[] = {
 	{ "gc", "Remove chunks no image or snapshot references", store_gc_verb },
 	{ "verify", "Check every chunk and manifest of a store", store_verify_verb },
+	/* encryption keys (verb-store-key.c) */
+	{ "init", "Make a new store (encrypted unless --no-encryption)", store_init_verb },
+	{ "info", "Show a store's encryption and key slots", store_info_verb },
+	{ "passwd", "Replace the key that unlocks a store", store_passwd_verb },
+	{ "add-key", "Add a passphrase or key file to a store", store_add_key_verb },
+	{ "remove-key", "Remove a key slot from a store", store_remove_key_verb },
+	{ "make-key-file", "Write a new random key file", store_make_key_file_verb },
 	{}
 };
 

@@ -15,6 +15,7 @@
 #include <zstd_errors.h>
 
 #include "imager/chunk.h"
+#include "imager/crypt.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 #include "util/strutil.h"
@@ -28,9 +29,10 @@ enum chunk_compression {
 	_CHUNK_COMPRESSION_MAX,
 };
 
-/* Reserved for per-chunk AEAD (docs/FORMAT.md, "Encryption"); a v1 reader knows NONE only. */
+/* Per-chunk AEAD (docs/FORMAT.md, "Encryption"). */
 enum chunk_cipher {
 	CHUNK_CIPHER_NONE = 0,
+	CHUNK_CIPHER_AES_256_GCM = 1,
 };
 
 /* All integers little-endian. Every byte is checked by chunk_decode(). */
@@ -44,8 +46,17 @@ struct chunk_file_header {
 	uint16_t reserved0;        /* 0 */
 	uint32_t uncompressed_size;/* 1..CHUNK_SIZE_BYTES */
 	uint32_t payload_size;     /* bytes after the header, to the end of the file */
-	uint8_t reserved1[32];     /* for an AEAD nonce and key ID; zero in v1 */
+	uint8_t reserved1[32];     /* cipher 0: zero; else struct chunk_seal */
 } __attribute__((packed));
+
+/* reserved1 of an encrypted chunk file */
+struct chunk_seal {
+	uint8_t nonce[CRYPT_NONCE_BYTES];  /* random */
+	uint8_t key_id[CRYPT_KEY_ID_BYTES];/* the store key that encrypted it */
+	uint8_t reserved[12];              /* zero */
+} __attribute__((packed));
+
+_Static_assert(sizeof(struct chunk_seal) == 32, "chunk seal size");
 
 _Static_assert(sizeof(struct chunk_file_header) == CHUNK_FILE_HEADER_BYTES, "chunk header size");
 _Static_assert(offsetof(struct chunk_file_header, version) == 8, "chunk header layout");
@@ -197,14 +208,29 @@ static ZSTD_DCtx *thread_dctx(void)
 	return d;
 }
 
+/* The additional authenticated data of an encrypted chunk: its header, then its ID. */
+static void chunk_aad(const struct chunk_file_header *h, const struct chunk_id *id,
+		      uint8_t aad[static sizeof(*h) + CHUNK_ID_BYTES])
+{
+	memcpy(aad, h, sizeof(*h));
+	memcpy(aad + sizeof(*h), id->bytes, CHUNK_ID_BYTES);
+}
+
 int chunk_encode(const void *data, size_t size, int level, void **ret, size_t *ret_size)
+{
+	return chunk_encode_sealed(data, size, level, NULL, NULL, ret, ret_size);
+}
+
+int chunk_encode_sealed(const void *data, size_t size, int level, const struct crypt_keys *keys,
+			const struct chunk_id *id, void **ret, size_t *ret_size)
 {
 	_cleanup_free_ uint8_t *out = NULL;
 	struct chunk_file_header h = {};
-	size_t payload = 0;
+	size_t payload = 0, tag_bytes = keys ? CRYPT_TAG_BYTES : 0;
 	ZSTD_CCtx *cctx;
+	int r;
 
-	if (!data || size == 0 || size > CHUNK_SIZE_BYTES)
+	if (!data || size == 0 || size > CHUNK_SIZE_BYTES || (keys && !id))
 		return -EINVAL;
 	if (level == 0)
 		level = CHUNK_LEVEL_DEFAULT;
@@ -214,7 +240,7 @@ int chunk_encode(const void *data, size_t size, int level, void **ret, size_t *r
 	cctx = thread_cctx();
 	if (!cctx)
 		return -ENOMEM;
-	out = malloc(sizeof(h) + size);
+	out = malloc(sizeof(h) + size + tag_bytes);
 	if (!out)
 		return -ENOMEM;
 
@@ -239,17 +265,33 @@ int chunk_encode(const void *data, size_t size, int level, void **ret, size_t *r
 	h.version = htole32(CHUNK_FILE_VERSION);
 	h.header_size = htole32(sizeof(h));
 	h.flags = htole32(0);
-	h.cipher = CHUNK_CIPHER_NONE;
+	h.cipher = keys ? CHUNK_CIPHER_AES_256_GCM : CHUNK_CIPHER_NONE;
 	h.uncompressed_size = htole32((uint32_t) size);
-	h.payload_size = htole32((uint32_t) payload);
+	h.payload_size = htole32((uint32_t) (payload + tag_bytes));
+	if (keys) {
+		struct chunk_seal seal = {};
+		uint8_t aad[sizeof(h) + CHUNK_ID_BYTES];
+
+		/* compress, then encrypt: ciphertext does not compress */
+		r = crypt_random(seal.nonce, sizeof(seal.nonce));
+		if (r < 0)
+			return r;
+		memcpy(seal.key_id, keys->key_id, sizeof(seal.key_id));
+		memcpy(h.reserved1, &seal, sizeof(seal));
+		chunk_aad(&h, id, aad);
+		r = crypt_aead_seal(keys->chunk_key, seal.nonce, aad, sizeof(aad), out + sizeof(h),
+				    out + sizeof(h), payload, out + sizeof(h) + payload);
+		if (r < 0)
+			return r;
+	}
 	memcpy(out, &h, sizeof(h));
 
 	if (payload < size) {
-		uint8_t *shrunk = realloc(out, sizeof(h) + payload);
+		uint8_t *shrunk = realloc(out, sizeof(h) + payload + tag_bytes);
 		if (shrunk)
 			out = shrunk;
 	}
-	*ret_size = sizeof(h) + payload;
+	*ret_size = sizeof(h) + payload + tag_bytes;
 	*ret = TAKE_PTR(out);
 	return 0;
 }
@@ -265,10 +307,18 @@ static bool all_zero(const uint8_t *p, size_t n)
 int chunk_decode(const void *file, size_t file_size, const struct chunk_id *expected, void *buf,
 		 size_t buf_size)
 {
+	/* without keys nothing is written to @file */
+	return chunk_decode_sealed((void *) file, file_size, NULL, expected, buf, buf_size);
+}
+
+int chunk_decode_sealed(void *file, size_t file_size, const struct crypt_keys *keys,
+			const struct chunk_id *expected, void *buf, size_t buf_size)
+{
 	const uint8_t *payload;
 	struct chunk_file_header h;
 	struct chunk_id actual;
 	uint32_t usize, psize;
+	int r;
 
 	if (!file || !expected || !buf)
 		return -EINVAL;
@@ -283,9 +333,15 @@ int chunk_decode(const void *file, size_t file_size, const struct chunk_id *expe
 		return -EPROTONOSUPPORT;
 	if (le32toh(h.header_size) != sizeof(h))
 		return -EBADMSG;
-	if (le32toh(h.flags) != 0 || h.cipher != CHUNK_CIPHER_NONE)
-		return -EPROTONOSUPPORT; /* a feature (e.g. encryption) this reader lacks */
-	if (h.reserved0 != 0 || !all_zero(h.reserved1, sizeof(h.reserved1)))
+	if (le32toh(h.flags) != 0)
+		return -EPROTONOSUPPORT; /* a feature this reader lacks */
+	if (h.cipher != CHUNK_CIPHER_NONE && (h.cipher != CHUNK_CIPHER_AES_256_GCM || !keys))
+		return -EPROTONOSUPPORT; /* encrypted: needs the store's key (or a newer cipher) */
+	if (keys && h.cipher == CHUNK_CIPHER_NONE)
+		return -EBADMSG; /* an encrypted store holds no plaintext chunk files */
+	if (h.reserved0 != 0)
+		return -EBADMSG;
+	if (!keys && !all_zero(h.reserved1, sizeof(h.reserved1)))
 		return -EBADMSG;
 	usize = le32toh(h.uncompressed_size);
 	psize = le32toh(h.payload_size);
@@ -294,6 +350,35 @@ int chunk_decode(const void *file, size_t file_size, const struct chunk_id *expe
 	if (psize != file_size - sizeof(h))
 		return -EBADMSG; /* truncated, or trailing bytes */
 	payload = (const uint8_t *) file + sizeof(h);
+
+	if (keys) {
+		struct chunk_seal seal;
+		uint8_t aad[sizeof(h) + CHUNK_ID_BYTES];
+		uint8_t *out;
+
+		memcpy(&seal, h.reserved1, sizeof(seal));
+		if (!all_zero(seal.reserved, sizeof(seal.reserved)))
+			return -EBADMSG;
+		if (memcmp(seal.key_id, keys->key_id, sizeof(seal.key_id)) != 0)
+			return -EBADMSG; /* encrypted by another store's key */
+		if (psize <= CRYPT_TAG_BYTES)
+			return -EBADMSG;
+		psize -= CRYPT_TAG_BYTES;
+		chunk_aad(&h, expected, aad);
+		/* raw bytes go straight to @buf; a zstd frame is decrypted in place */
+		out = h.compression == CHUNK_COMPRESSION_NONE && psize == usize ?
+			      buf :
+			      (uint8_t *) file + sizeof(h);
+		r = crypt_aead_open(keys->chunk_key, seal.nonce, aad, sizeof(aad), payload, out,
+				    psize, payload + psize);
+		if (r < 0)
+			return r; /* -EBADMSG: authentication failed, nothing is decompressed */
+		if (out == buf) {
+			if (h.compression != CHUNK_COMPRESSION_NONE)
+				return -EBADMSG;
+			goto check_id;
+		}
+	}
 
 	switch (h.compression) {
 	case CHUNK_COMPRESSION_NONE:
@@ -333,7 +418,11 @@ int chunk_decode(const void *file, size_t file_size, const struct chunk_id *expe
 		return -EBADMSG;
 	}
 
-	chunk_id_compute(buf, usize, &actual);
+check_id:
+	if (keys)
+		crypt_chunk_id(keys, buf, usize, &actual);
+	else
+		chunk_id_compute(buf, usize, &actual);
 	if (!chunk_id_equal(&actual, expected))
 		return -EBADMSG;
 	return 0;

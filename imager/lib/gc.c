@@ -35,6 +35,7 @@ DEFINE_CLEANUP(struct manifest *, manifest_free)
 #define TMP_INFIX ".tmp."
 #define MANIFEST_SUFFIX ".manifest"
 #define DEPRECATION_SUFFIX ".deprecation"
+#define SIG_SUFFIX ".sig"
 /* chunk file header: uncompressed_size at byte 24 (docs/FORMAT.md, "Chunk files") */
 #define CHUNK_HEADER_UNCOMPRESSED_OFFSET 24
 
@@ -419,7 +420,17 @@ static int gc_chunk(int dir_fd, const char *dir, const char *file, enum entry_ki
 	return 0;
 }
 
-/* Temporaries in images/, snapshots/, chunks/ and the top directory; orphan deprecation files. */
+static bool has_suffix(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), k = strlen(suffix);
+
+	return n > k && strcmp(s + n - k, suffix) == 0;
+}
+
+/*
+ * Temporaries in images/, snapshots/, chunks/ and the top directory; the
+ * deprecation and signature files of manifests that are gone.
+ */
 static int gc_metadata_dir(struct store *s, const char *path, const struct gc_options *o,
 			   struct gc_stats *st)
 {
@@ -433,6 +444,7 @@ static int gc_metadata_dir(struct store *s, const char *path, const struct gc_op
 	if (r < 0)
 		return r;
 	for (;;) {
+		const char *suffix;
 		size_t len;
 
 		errno = 0;
@@ -446,18 +458,24 @@ static int gc_metadata_dir(struct store *s, const char *path, const struct gc_op
 			continue;
 		}
 		len = strlen(de->d_name);
-		if (strcmp(path, "images") == 0 && len > strlen(DEPRECATION_SUFFIX) &&
-		    strcmp(de->d_name + len - strlen(DEPRECATION_SUFFIX), DEPRECATION_SUFFIX) == 0) {
+		if (strcmp(path, "images") == 0 && has_suffix(de->d_name, DEPRECATION_SUFFIX))
+			suffix = DEPRECATION_SUFFIX;
+		else if (strcmp(path, ".") != 0 && strcmp(path, CHUNKS_DIR) != 0 &&
+			 has_suffix(de->d_name, SIG_SUFFIX))
+			suffix = SIG_SUFFIX;
+		else
+			suffix = NULL;
+		if (suffix) {
 			_cleanup_free_ char *manifest = NULL;
 
-			if (asprintf(&manifest, "%.*s" MANIFEST_SUFFIX,
-				     (int) (len - strlen(DEPRECATION_SUFFIX)), de->d_name) < 0)
+			if (asprintf(&manifest, "%.*s" MANIFEST_SUFFIX, (int) (len - strlen(suffix)),
+				     de->d_name) < 0)
 				return -ENOMEM;
 			if (faccessat(dirfd(d), manifest, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
 				continue;
 			if (errno != ENOENT)
 				return -errno;
-			/* its image was deleted: a new image of that name must start ACTIVE */
+			/* its manifest was deleted: a new one of that name starts ACTIVE, unsigned */
 			if (!o->dry_run && unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT)
 				return -errno;
 			st->removed_orphans++;
@@ -514,6 +532,7 @@ struct verify_ctx {
 	struct seen_chunk *seen;
 	size_t n_seen, cap_seen;
 	uint8_t *buf; /* CHUNK_SIZE_BYTES */
+	struct store *store; /* an encrypted store's chunks need its key */
 };
 
 static void problem(struct verify_ctx *c, const char *fmt, ...) _printf_(2, 3);
@@ -580,7 +599,7 @@ static int verify_chunk(int dir_fd, const char *dir, const char *file, enum entr
 		problem(c, "chunk %s: damaged: bad header", hex);
 		return remember(c, id, 0);
 	}
-	r = chunk_decode(data, size, id, c->buf, usize);
+	r = store_decode_chunk(c->store, id, data, size, c->buf, usize);
 	if (r == -EPROTONOSUPPORT) {
 		problem(c, "chunk %s: needs a newer imager (unknown version or feature)", hex);
 		return remember(c, id, 0);
@@ -673,6 +692,7 @@ int store_verify(struct store *s, store_problem_fn fn, void *userdata, struct ve
 
 	if (!s || !ret)
 		return -EINVAL;
+	c.store = s;
 	c.buf = malloc(CHUNK_SIZE_BYTES);
 	if (!c.buf)
 		return -ENOMEM;

@@ -74,7 +74,8 @@ static int key_wrap(EVP_PKEY *pkey, bool want_private, struct sign_key **ret)
 
 	if (!p || EVP_PKEY_get_id(p) != EVP_PKEY_ED25519)
 		return -EBADMSG;
-	if (want_private && (EVP_PKEY_get_raw_private_key(p, NULL, &priv_len) != 1 || priv_len == 0))
+	if (want_private &&
+	    (EVP_PKEY_get_raw_private_key(p, NULL, &priv_len) != 1 || priv_len == 0))
 		return -EBADMSG;
 	k = calloc(1, sizeof(*k));
 	if (!k)
@@ -91,9 +92,10 @@ static int key_wrap(EVP_PKEY *pkey, bool want_private, struct sign_key **ret)
 
 int sign_key_generate(struct sign_key **ret)
 {
-	_cleanup_(EVP_PKEY_CTX_freep) EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, NULL);
+	_cleanup_(EVP_PKEY_CTX_freep) EVP_PKEY_CTX *ctx = NULL;
 	EVP_PKEY *pkey = NULL;
 
+	ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, NULL);
 	if (!ctx || EVP_PKEY_keygen_init(ctx) != 1 || EVP_PKEY_keygen(ctx, &pkey) != 1) {
 		ERR_clear_error();
 		return -EIO;
@@ -287,8 +289,9 @@ static size_t message_build(const char *name, const uint8_t manifest_sha256[32],
 	return n;
 }
 
-int sign_record_create(const struct sign_key *k, const char *name, const uint8_t manifest_sha256[32],
-		       int64_t signed_unix, struct sign_record *ret)
+int sign_record_create(const struct sign_key *k, const char *name,
+		       const uint8_t manifest_sha256[32], int64_t signed_unix,
+		       struct sign_record *ret)
 {
 	_cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *ctx = NULL;
 	uint8_t msg[SIGN_MESSAGE_BYTES_MAX];
@@ -349,7 +352,7 @@ enum sign_verdict sign_record_verify(const struct sign_record *rec, const char *
 	key_id_of(rec->public_key, id);
 	if (memcmp(id, rec->key_id, sizeof(id)) != 0)
 		return SIGN_VERDICT_BAD_KEY_ID;
-	/* the record's copy of the digest only explains a failure; the check uses @manifest_sha256 */
+	/* the record's copy only explains a failure; the check below uses @manifest_sha256 */
 	if (memcmp(rec->manifest_sha256, manifest_sha256, 32) != 0)
 		return SIGN_VERDICT_OTHER_MANIFEST;
 	msg_len = message_build(name, manifest_sha256, rec->signed_unix, msg);
@@ -633,7 +636,7 @@ int sign_add(struct store *s, enum manifest_kind kind, const char *name, const s
 	if (r < 0)
 		return r;
 	/* never sign what does not read back: a damaged, foreign or misplaced manifest */
-	r = manifest_decode(manifest, manifest_size, &m);
+	r = store_decode_manifest(s, kind, name, manifest, manifest_size, &m); /* unseals */
 	if (r < 0)
 		return r;
 	r = strcmp(m->name, name) != 0 || m->kind != kind ? -EBADMSG : 0;
@@ -710,7 +713,7 @@ int sign_prepare_publish(struct store *s, const struct manifest *m, const struct
 		return r < 0 ? r : 0;
 	}
 	/* the very bytes store_put_manifest() will write */
-	r = manifest_encode(m, &data, &size);
+	r = store_encode_manifest(s, m, &data, &size); /* sealed in an encrypted store */
 	if (r < 0)
 		return r;
 	sign_manifest_sha256(data, size, sha);
@@ -726,7 +729,8 @@ int sign_prepare_publish(struct store *s, const struct manifest *m, const struct
 	slash = strrchr(dir, '/');
 	if (slash) {
 		*slash = 0;
-		r = mkdir_p_at(store_dir_fd(s), dir, 0755); /* snapshots/ in a store made before them */
+		/* snapshots/ is missing in a store made before snapshots */
+		r = mkdir_p_at(store_dir_fd(s), dir, 0755);
 		if (r < 0)
 			return r;
 	}

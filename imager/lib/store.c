@@ -26,7 +26,7 @@
 #include "util/strutil.h"
 
 #define STORE_FORMAT_VERSION 1
-#define STORE_CONFIG_BYTES_MAX 4096
+#define STORE_CONFIG_BYTES_MAX (16u * 1024) /* with 16 key slots of ~250 bytes (crypt.c) */
 #define STORE_CHUNKS_DIR "chunks"
 #define STORE_IMAGES_DIR "images"
 #define STORE_SNAPSHOTS_DIR "snapshots"
@@ -39,6 +39,7 @@
 struct store {
 	char *path;
 	int dir_fd;
+	struct store_crypt *crypt; /* NULL: unencrypted (imager/lib/crypt.c) */
 };
 
 struct store *store_free(struct store *s)
@@ -46,11 +47,17 @@ struct store *store_free(struct store *s)
 	if (!s)
 		return NULL;
 	safe_close(s->dir_fd);
+	store_crypt_free(s->crypt);
 	free(s->path);
 	free(s);
 	return NULL;
 }
 DEFINE_CLEANUP(struct store *, store_free)
+
+struct store_crypt *store_crypt_of(const struct store *s)
+{
+	return s->crypt;
+}
 
 const char *store_path(const struct store *s)
 {
@@ -72,13 +79,14 @@ static void chunk_relpath(const struct chunk_id *id, char buf[static CHUNK_RELPA
 
 /*
  * The config file: "key=value" lines. Unknown keys are ignored; a larger
- * format, or an encryption this build lacks, is refused.
+ * format, or an encryption this build lacks, is refused. *ret_encrypted:
+ * the encryption lines are crypt.c's to read.
  */
-static int store_config_check(int dir_fd)
+static int store_config_check(int dir_fd, bool *ret_encrypted)
 {
 	_cleanup_free_ char *text = NULL;
 	uint64_t format = 0;
-	bool have_format = false;
+	bool have_format = false, encrypted = false;
 	char *line, *save = NULL;
 	int r;
 
@@ -95,7 +103,9 @@ static int store_config_check(int dir_fd)
 				return -EBADMSG;
 			have_format = true;
 		} else if (startswith(line, "encryption=")) {
-			if (strcmp(line + strlen("encryption="), "none") != 0)
+			if (strcmp(line + strlen("encryption="), CRYPT_CIPHER_NAME) == 0)
+				encrypted = true;
+			else if (strcmp(line + strlen("encryption="), "none") != 0)
 				return -EPROTONOSUPPORT;
 		}
 	}
@@ -103,10 +113,12 @@ static int store_config_check(int dir_fd)
 		return -EBADMSG;
 	if (format > STORE_FORMAT_VERSION)
 		return -EPROTONOSUPPORT;
+	*ret_encrypted = encrypted;
 	return 0;
 }
 
-static int store_config_write(int dir_fd)
+/* @crypt_lines: the encryption lines of an encrypted store, or NULL. 1 written, 0 lost a race. */
+static int store_config_write(int dir_fd, const char *crypt_lines)
 {
 	_cleanup_free_ char *text = NULL;
 	char ts[32];
@@ -119,11 +131,12 @@ static int store_config_write(int dir_fd)
 		     "format=%d\n"
 		     "created=%" PRId64 "\n"
 		     "created-iso=%s\n"
-		     "encryption=none\n",
-		     STORE_FORMAT_VERSION, now, ts) < 0)
+		     "%s",
+		     STORE_FORMAT_VERSION, now, ts, crypt_lines ? crypt_lines : "encryption=none\n") < 0)
 		return -ENOMEM;
 	r = write_file_atomic_noreplace(dir_fd, STORE_CONFIG, text, strlen(text));
-	return r == -EEXIST ? 0 : r; /* a concurrent creator won: same content */
+	/* a concurrent creator won: its config counts (and, if encrypted, its key) */
+	return r == -EEXIST ? 0 : r < 0 ? r : 1;
 }
 
 static int dir_is_empty(int dir_fd)
@@ -152,7 +165,15 @@ static int dir_is_empty(int dir_fd)
 
 int store_open(const char *path, bool create, struct store **ret)
 {
+	return store_open_with_secret(path, create, NULL, ret);
+}
+
+int store_open_with_secret(const char *path, bool create, const struct crypt_secret *secret,
+			   struct store **ret)
+{
 	_cleanup_(store_freep) struct store *s = NULL;
+	uint8_t data_key[CRYPT_KEY_BYTES];
+	bool encrypted = false, created = false;
 	int r;
 
 	if (!path || !*path)
@@ -174,8 +195,10 @@ int store_open(const char *path, bool create, struct store **ret)
 	if (s->dir_fd < 0)
 		return -errno;
 
-	r = store_config_check(s->dir_fd);
+	r = store_config_check(s->dir_fd, &encrypted);
 	if (r == -ENOENT && create) {
+		_cleanup_free_ char *crypt_lines = NULL;
+
 		/* never turn an unrelated, non-empty directory into a store */
 		r = dir_is_empty(s->dir_fd);
 		if (r < 0)
@@ -191,12 +214,29 @@ int store_open(const char *path, bool create, struct store **ret)
 		r = mkdir_p_at(s->dir_fd, STORE_SNAPSHOTS_DIR, 0755);
 		if (r < 0)
 			return r;
+		if (secret) {
+			r = store_crypt_new_config(secret, &crypt_lines, data_key);
+			if (r < 0)
+				return r;
+		}
 		/* the config last: its presence means "a complete store" */
-		r = store_config_write(s->dir_fd);
+		r = store_config_write(s->dir_fd, crypt_lines);
 		if (r < 0)
-			return r;
-		r = store_config_check(s->dir_fd);
+			goto out;
+		created = r > 0;
+		r = store_config_check(s->dir_fd, &encrypted);
 	}
+	if (r >= 0 && encrypted) {
+		r = store_crypt_load(s->dir_fd, &s->crypt);
+		/* its creator knows the key: no second run of the KDF */
+		if (r >= 0 && created)
+			r = store_crypt_unlock_with_key(s->crypt, data_key, 0);
+		else if (r >= 0 && secret)
+			r = store_crypt_unlock(s->crypt, secret);
+	}
+out:
+	if (secret)
+		memset(data_key, 0, sizeof(data_key));
 	if (r < 0) {
 		log_debug_errno(r, "'%s' is not a usable store: %m", path);
 		return r;
@@ -263,6 +303,7 @@ int store_has_chunk(struct store *s, const struct chunk_id *id)
 int store_put_chunk(struct store *s, const struct chunk_id *id, const void *data, size_t size,
 		    uint64_t *ret_stored_bytes)
 {
+	const struct crypt_keys *keys;
 	_cleanup_free_ void *file = NULL;
 	char path[CHUNK_RELPATH_MAX];
 	size_t file_size;
@@ -277,13 +318,16 @@ int store_put_chunk(struct store *s, const struct chunk_id *id, const void *data
 		return 0;
 	}
 
+	r = store_crypt_keys(s->crypt, &keys);
+	if (r < 0)
+		return r; /* locked */
 	chunk_relpath(id, path);
 	if (faccessat(s->dir_fd, path, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
 		return 0; /* dedup hit */
 	if (errno != ENOENT)
 		return -errno;
 
-	r = chunk_encode(data, size, CHUNK_LEVEL_DEFAULT, &file, &file_size);
+	r = chunk_encode_sealed(data, size, CHUNK_LEVEL_DEFAULT, keys, id, &file, &file_size);
 	if (r < 0)
 		return r;
 
@@ -324,7 +368,21 @@ int store_get_chunk(struct store *s, const struct chunk_id *id, void *buf, size_
 	r = read_bounded_at(s->dir_fd, path, CHUNK_FILE_BYTES_MAX, &file, &file_size);
 	if (r < 0)
 		return r;
-	return chunk_decode(file, file_size, id, buf, size);
+	return store_decode_chunk(s, id, file, file_size, buf, size);
+}
+
+int store_decode_chunk(struct store *s, const struct chunk_id *id, void *file, size_t file_size,
+		       void *buf, size_t size)
+{
+	const struct crypt_keys *keys;
+	int r;
+
+	if (!s || !id || !file || !buf)
+		return -EINVAL;
+	r = store_crypt_keys(s->crypt, &keys);
+	if (r < 0)
+		return r;
+	return chunk_decode_sealed(file, file_size, keys, id, buf, size);
 }
 
 int store_chunk_stored_bytes(struct store *s, const struct chunk_id *id, uint64_t *ret)
@@ -389,6 +447,72 @@ int store_manifest_relpath(enum manifest_kind kind, const char *name, char **ret
 	return manifest_relpath(kind, name, ret);
 }
 
+int store_encode_manifest(struct store *s, const struct manifest *m, void **ret,
+			  size_t *ret_size)
+{
+	_cleanup_free_ void *data = NULL;
+	const struct crypt_keys *keys;
+	size_t size;
+	int r;
+
+	if (!s || !m || !ret || !ret_size)
+		return -EINVAL;
+	r = store_crypt_keys(s->crypt, &keys);
+	if (r < 0)
+		return r;
+	r = manifest_encode(m, &data, &size);
+	if (r < 0)
+		return r;
+	if (keys) {
+		_cleanup_free_ void *plain = TAKE_PTR(data);
+		r = crypt_manifest_seal(keys, m->kind, m->name, plain, size, &data, &size);
+		explicit_bzero(plain, size);
+		if (r < 0)
+			return r;
+	}
+	*ret_size = size;
+	*ret = TAKE_PTR(data);
+	return 0;
+}
+
+int store_decode_manifest(struct store *s, enum manifest_kind kind, const char *name,
+			  const void *data, size_t size, struct manifest **ret)
+{
+	_cleanup_free_ void *plain = NULL;
+	const struct crypt_keys *keys;
+	struct manifest *m;
+	size_t plain_size = 0;
+	int r;
+
+	if (!s || !name || !data || !ret)
+		return -EINVAL;
+	r = store_crypt_keys(s->crypt, &keys);
+	if (r < 0)
+		return r;
+	if (keys) {
+		/* never a plain manifest in an encrypted store: one could be planted */
+		if (!crypt_manifest_is_sealed(data, size))
+			return -EBADMSG;
+		r = crypt_manifest_open(keys, kind, name, data, size, &plain, &plain_size);
+		if (r < 0)
+			return r;
+		data = plain;
+		size = plain_size;
+	}
+	r = manifest_decode(data, size, &m);
+	if (plain)
+		explicit_bzero(plain, plain_size);
+	if (r < 0)
+		return r;
+	if (strcmp(m->name, name) != 0 || m->kind != kind) {
+		/* a renamed or moved file: what is inside was checksummed, the path was not */
+		manifest_free(m);
+		return -EBADMSG;
+	}
+	*ret = m;
+	return 0;
+}
+
 int store_put_manifest(struct store *s, const struct manifest *m)
 {
 	_cleanup_free_ char *path = NULL;
@@ -401,7 +525,7 @@ int store_put_manifest(struct store *s, const struct manifest *m)
 	r = manifest_relpath(m->kind, m->name, &path);
 	if (r < 0)
 		return r;
-	r = manifest_encode(m, &data, &size);
+	r = store_encode_manifest(s, m, &data, &size);
 	if (r < 0)
 		return r;
 	r = mkdir_p_at(s->dir_fd, manifest_dir(m->kind), 0755); /* stores made before snapshots */
@@ -415,7 +539,6 @@ int store_get_manifest_of_kind(struct store *s, enum manifest_kind kind, const c
 {
 	_cleanup_free_ char *path = NULL;
 	_cleanup_free_ uint8_t *data = NULL;
-	struct manifest *m;
 	size_t size;
 	int r;
 
@@ -427,16 +550,7 @@ int store_get_manifest_of_kind(struct store *s, enum manifest_kind kind, const c
 	r = read_bounded_at(s->dir_fd, path, MANIFEST_BYTES_MAX, &data, &size);
 	if (r < 0)
 		return r;
-	r = manifest_decode(data, size, &m);
-	if (r < 0)
-		return r;
-	if (strcmp(m->name, name) != 0 || m->kind != kind) {
-		/* a renamed or moved file: what is inside was checksummed, the path was not */
-		manifest_free(m);
-		return -EBADMSG;
-	}
-	*ret = m;
-	return 0;
+	return store_decode_manifest(s, kind, name, data, size, ret);
 }
 
 int store_remove_manifest(struct store *s, enum manifest_kind kind, const char *name)
@@ -543,5 +657,9 @@ int store_list_manifests_of_kind(struct store *s, enum manifest_kind kind, char 
 
 void store_chunk_id(const struct store *s, const void *data, size_t size, struct chunk_id *ret)
 {
-	chunk_id_compute(data, size, ret);
+	/* a locked store names nothing it could store: store_put_chunk() says -ENOKEY */
+	if (s->crypt && s->crypt->unlocked)
+		crypt_chunk_id(&s->crypt->keys, data, size, ret);
+	else
+		chunk_id_compute(data, size, ret);
 }

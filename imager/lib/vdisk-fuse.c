@@ -7,10 +7,12 @@
  * vdisk_pread() calls made by a small thread pool. The capture then reads
  * that file exactly as it reads a disk-image file.
  *
- * A process killed with SIGKILL cannot unmount: its mount point stays,
- * answering ENOTCONN. Mount points are named "import-<pid>-XXXXXX", so the
- * next run finds the leftovers of processes that no longer exist and
- * lazily unmounts and removes them (docs/IMPORT.md).
+ * When root and still single-threaded, the process first moves into a
+ * mount namespace of its own, so the mount is invisible to others and dies
+ * with the process. Otherwise a process killed with SIGKILL cannot unmount:
+ * its mount point stays, answering ENOTCONN. Mount points are named
+ * "import-<pid>-XXXXXX", so the next run finds the leftovers of processes
+ * that no longer exist and lazily unmounts and removes them (docs/IMPORT.md).
  */
 #define FUSE_USE_VERSION 312
 #include <dirent.h>
@@ -23,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -300,6 +303,37 @@ static void fuse_log_debug(enum fuse_log_level level, const char *fmt, va_list a
 		log_debug("libfuse: %s", strstrip_newline(s));
 }
 
+static bool single_threaded(void)
+{
+	_cleanup_fclose_ FILE *f = fopen("/proc/self/status", "re");
+	_cleanup_free_ char *line = NULL;
+	size_t cap = 0;
+
+	while (f && getline(&line, &cap, f) > 0)
+		if (startswith(line, "Threads:"))
+			return strtoul(line + strlen("Threads:"), NULL, 10) == 1;
+	return false;
+}
+
+/*
+ * Moves this process into a mount namespace of its own (when root and still
+ * single-threaded, as unshare(CLONE_NEWNS) requires), with propagation to the
+ * host turned off: the FUSE mount is then invisible to other processes and
+ * vanishes with this process even on SIGKILL. Best effort: without it the
+ * mount lives in the shared namespace and cleanup_stale() handles leftovers.
+ */
+static void private_mount_namespace(void)
+{
+	if (geteuid() != 0 || !single_threaded())
+		return;
+	if (unshare(CLONE_NEWNS) < 0) {
+		log_debug_errno(-errno, "Cannot unshare the mount namespace, ignoring: %m");
+		return;
+	}
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		log_debug_errno(-errno, "Cannot make mounts private, ignoring: %m");
+}
+
 static void *loop_thread(void *userdata)
 {
 	struct vdisk_fuse *f = userdata;
@@ -357,7 +391,8 @@ int vdisk_fuse_mount(struct vdisk *v, const char *parent, struct vdisk_fuse **re
 	r = parent_dir(parent, &base);
 	if (r < 0)
 		return r;
-	cleanup_stale(base);
+	cleanup_stale(base); /* in the host's namespace, before leaving it */
+	private_mount_namespace();
 
 	f = calloc(1, sizeof(*f));
 	if (!f)

@@ -282,7 +282,7 @@ static int flush_chunk(struct stream *st)
 	offset = st->index * CHUNK_SIZE_BYTES;
 	size = (uint32_t) MIN((uint64_t) CHUNK_SIZE_BYTES, st->size_bytes - offset);
 	if (!memeqzero(st->buf, size)) {
-		chunk_id_compute(st->buf, size, &id);
+		store_chunk_id(m->store, st->buf, size, &id);
 		r = store_put_chunk(m->store, &id, st->buf, size, NULL);
 		if (r < 0)
 			return r;

@@ -27,6 +27,8 @@ set -u
 : "${IMAGER:=$O/imager}"
 TESTS_DIR=${TESTS_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 export TESTS_DIR IMAGER
+# stores made by tests are encrypted (the default) with this passphrase; the fast KDF is for tests only
+export IMAGER_PASSPHRASE=imager-test-passphrase IMAGER_KDF_FAST=1
 TEST_NAME=$(basename "$0" .sh)
 TRASH=$O/tests/trash/$TEST_NAME
 # never let a stale scratch dir leak state into this run

@@ -96,11 +96,23 @@ test_expect_success LOOP 'delete the first snapshot; gc frees what only it used;
 '
 
 test_expect_success LOOP 'restore the second snapshot onto a blank loop disk: files equal' '
-	truncate -s $DISK_SIZE dst.img && dst=$(loop_attach dst.img) &&
+	truncate -s $DISK_SIZE dst.img && dst=$(loop_attach dst.img) && echo "$dst" >dst.dev &&
 	"$IMAGER" snapshots restore snap2 "$dst" --yes --progress=none >out &&
 	grep -q "^Restored snapshot '\''snap2'\'' onto $dst: .*, verified$" out &&
 	ext4_file_sums "$dst" 1 >restored.sums && test_cmp snap2.sums restored.sums &&
 	e2fsck -fn "$dst?offset=$(part_start_bytes "$dst" 1)" >/dev/null
+'
+
+test_expect_success LOOP 'an image made from the snapshot copies no chunk and outlives it' '
+	n=$(find "$IMAGER_STORE/chunks" -name "*.chunk" | wc -l) &&
+	"$IMAGER" images create golden --source-snapshot snap2 --family fleet >out &&
+	grep -q "^Created image '\''golden'\'' from snapshot '\''snap2'\'': 1 disk, .* no chunk data copied" out &&
+	expect_eq "$(find "$IMAGER_STORE/chunks" -name "*.chunk" | wc -l)" "$n" "chunk files" &&
+	"$IMAGER" images describe golden --json |
+		jq -e ".source.type == \"snapshot\" and .source.name == \"snap2\" and .family == \"fleet\"" &&
+	"$IMAGER" snapshots delete snap2 >/dev/null &&
+	"$IMAGER" store gc --json | jq -e ".removed_chunks == 0 and .kept_chunks == $n" &&
+	"$IMAGER" verify golden "$(cat dst.dev)" >/dev/null
 '
 
 test_done

@@ -190,6 +190,27 @@ test_expect_success ROOT 'an uncompressed, non-sparse (ustar) tar imports too' '
 	expect_eq "$d" "$(jq -r .digest q3.desc)" "content digest"
 '
 
+test_expect_success ROOT 'kill -9 during an import: the mount was private and is gone, the next run tidies up' '
+	make_gpt_disk slow.img 1G &&
+	off=$(part_start_bytes slow.img 3) &&
+	_disks_prng import-slow 400M >noise.bin &&
+	debugfs -w -R "write noise.bin noise.bin" "slow.img?offset=$off" >/dev/null 2>&1 &&
+	rm noise.bin && qemu-img convert -O qcow2 slow.img slow.qcow2 && rm slow.img &&
+	{ "$IMAGER" images create killed --source-vdisk slow.qcow2 --progress=json >kill.json &
+	  pid=$!; } &&
+	register_pid "$pid" &&
+	for i in $(seq 200); do grep -q "\"capture\"" kill.json && break; sleep 0.05; done &&
+	grep -q "\"capture\"" kill.json &&
+	dir=$(ls -d /run/imager/import-$pid-*) &&
+	! grep -q " $dir " /proc/self/mountinfo &&
+	kill -9 "$pid" && { wait "$pid" || true; } &&
+	! grep -q "import-$pid-" /proc/self/mountinfo &&
+	"$IMAGER" images create after-kill --source-vdisk v3.qcow2 --progress=none &&
+	! ls -d /run/imager/import-$pid-* 2>/dev/null &&
+	! "$IMAGER" images list | grep -q killed &&
+	no_stale_mounts && rm slow.qcow2
+'
+
 test_expect_success 'bad command lines: no source, two sources, --backing-file with a tar, existing name' '
 	expect_exit 2 "$IMAGER" images create x1 2>e1 && grep -q "no source" e1 &&
 	expect_exit 2 "$IMAGER" images create x1 --source-tar a --source-vdisk b 2>e2 &&

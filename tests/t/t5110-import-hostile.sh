@@ -114,7 +114,7 @@ test_expect_success 'a qcow2 with a backing file is refused naming it' '
 	hostile 2 "has none" bad5 --source-vdisk good.qcow2 --backing-file overlay.qcow2
 '
 
-test_expect_success 'a damaged compressed cluster is named when it is read' '
+test_expect_success ROOT 'a damaged compressed cluster is named when it is read' '
 	cp goodc.qcow2 badz.qcow2 &&
 	read -r n l1 l2 < <(qcow2_tables badz.qcow2) &&
 	coff=$(py "import struct, sys
@@ -127,7 +127,7 @@ print(e & ((1 << 54) - 1))" badz.qcow2) &&
 		--source-vdisk badz.qcow2
 '
 
-test_expect_success 'damaged VMDK and VHD (libvmdk, libvhdi): clear errors, nothing stored' '
+test_expect_success ROOT 'damaged VMDK and VHD (libvmdk, libvhdi): clear errors, nothing stored' '
 	head -c $(( $(stat -c %s good.vmdk) / 2 )) good.vmdk >cut.vmdk &&
 	hostile 3 "Cannot import .cut.vmdk.: .*libvmdk: " bad7 --source-vdisk cut.vmdk &&
 	head -c $(( $(stat -c %s good.vhd) / 2 )) good.vhd >cut.vhd &&

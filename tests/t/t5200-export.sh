@@ -159,6 +159,17 @@ test_expect_success 'gce-tar of the MBR disk: sfdisk verifies, files and the fla
 	cmp mbr.1g mx/disk.raw
 '
 
+test_expect_success 'round trip: every export imported back stores no new chunk and flashes equal' '
+	for f in raw qcow2 vhd vmdk tar.gz; do
+		if [ $f = tar.gz ]; then src="--source-tar gpt.tar.gz"; else src="--source-vdisk gpt.$f"; fi
+		"$IMAGER" images create rt-${f%.gz} $src --progress=json >rt.json &&
+		jq -e "select(.phase == \"done\") | .new_chunks == 0" rt.json &&
+		"$IMAGER" flash rt-${f%.gz} rt.img --yes >/dev/null &&
+		if [ $f = tar.gz ]; then cmp rt.img gpt.1g; else cmp rt.img gpt.raw; fi &&
+		rm -f rt.img || return 1
+	done
+'
+
 test_expect_success 'exports are reproducible: the same image gives the same bytes' '
 	mkdir again &&
 	for f in qcow2 vhd vmdk; do

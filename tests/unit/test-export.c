@@ -219,9 +219,10 @@ TEST(export_walk_load_dos_equals_expected_bytes)
 	for (size_t i = 0; i < 50; i++)
 		c1[2 * MIB + 100 + i] = (uint8_t) (0xa0 + i);
 	memset(md.boot_code, 0xeb, sizeof(md.boot_code));
-	chunk_id_compute(c0, CHUNK_SIZE_BYTES, &ch[0].id);
-	chunk_id_compute(c1, CHUNK_SIZE_BYTES, &ch[1].id);
 	ASSERT_OK(store_open(dir, true, &s));
+	/* named through the store, as capture names them (keyed IDs in an encrypted store) */
+	store_chunk_id(s, c0, CHUNK_SIZE_BYTES, &ch[0].id);
+	store_chunk_id(s, c1, CHUNK_SIZE_BYTES, &ch[1].id);
 	ASSERT_TRUE(store_put_chunk(s, &ch[0].id, c0, CHUNK_SIZE_BYTES, NULL) >= 0);
 	ASSERT_TRUE(store_put_chunk(s, &ch[1].id, c1, CHUNK_SIZE_BYTES, NULL) >= 0);
 
@@ -278,8 +279,8 @@ TEST(export_gce_tar_header_layout)
 
 	ASSERT_TRUE(fd >= 0 && c0);
 	memset(c0 + 4096, 0x5a, 4096);
-	chunk_id_compute(c0, CHUNK_SIZE_BYTES, &chunks_none[0].id);
 	ASSERT_OK(store_open(dir, true, &s));
+	store_chunk_id(s, c0, CHUNK_SIZE_BYTES, &chunks_none[0].id);
 	ASSERT_TRUE(store_put_chunk(s, &chunks_none[0].id, c0, CHUNK_SIZE_BYTES, NULL) >= 0);
 	ASSERT_OK(export_disk(fd, &m, 0, s, &o, &st, &reason));
 	ASSERT_EQ_U64(st.disk_bytes, 1024 * MIB);

@@ -484,6 +484,40 @@ TEST(refs_accounting_gc_and_verify)
 	rm_rf(dir);
 }
 
+TEST(gc_removes_orphan_records_only)
+{
+	char *dir = make_tmpdir(), *p;
+	struct store *s;
+	struct gc_stats gs;
+	struct gc_options o = { .now = T0, .tmp_age_seconds = 3600 };
+	struct deprecation d = dep(DEPRECATION_DEPRECATED, U, U, U);
+	uint64_t seeds[] = { 11 };
+
+	ASSERT_OK(store_open(dir, true, &s));
+	manifest_free(make_image(s, "kept", NULL, T0, MANIFEST_KIND_IMAGE, seeds, 1));
+	ASSERT_OK(store_put_deprecation(s, "kept", &d));
+	ASSERT_OK(store_put_deprecation(s, "ghost", &d));
+	ASSERT_TRUE(asprintf(&p, "cd '%s' && echo x >snapshots/ghost.sig && echo x >images/kept.sig && "
+			     "echo x >images/other.txt", dir) > 0);
+	ASSERT_TRUE(system(p) == 0);
+	free(p);
+	ASSERT_OK(store_gc(s, &o, &gs, NULL));
+	ASSERT_EQ_U64(gs.removed_orphans, 2);
+	ASSERT_EQ_U64(gs.removed_chunks, 0);
+	ASSERT_TRUE(asprintf(&p, "cd '%s' && test -e images/kept.deprecation && test -e images/kept.sig && "
+			     "test -e images/other.txt && ! test -e images/ghost.deprecation && "
+			     "! test -e snapshots/ghost.sig", dir) > 0);
+	ASSERT_TRUE(system(p) == 0);
+	free(p);
+	/* a new image of the old name starts ACTIVE */
+	{
+		struct deprecation back;
+		ASSERT_ERR(store_get_deprecation(s, "ghost", &back), -ENOENT);
+	}
+	store_free(s);
+	rm_rf(dir);
+}
+
 TEST(manifest_family_kind_source_roundtrip)
 {
 	struct manifest *m = calloc(1, sizeof(*m)), *back;

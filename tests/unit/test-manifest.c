@@ -40,7 +40,11 @@ static void chunks_from_extents(struct manifest_disk *d, uint64_t seed)
 			struct manifest_chunk *c;
 			if (k == last)
 				continue;
-			d->chunks = realloc(d->chunks, (d->n_chunks + 1) * sizeof(*d->chunks));
+			/* capacity doubles at powers of two: a realloc per chunk is
+			 * quadratic where realloc always copies (ASan) */
+			if ((d->n_chunks & (d->n_chunks - 1)) == 0)
+				d->chunks = realloc(d->chunks,
+						    MAX(2 * d->n_chunks, (size_t) 1) * sizeof(*d->chunks));
 			c = &d->chunks[d->n_chunks++];
 			c->offset_bytes = k * CHUNK_SIZE_BYTES;
 			c->size_bytes = (uint32_t) MIN((uint64_t) CHUNK_SIZE_BYTES,

@@ -149,6 +149,8 @@ TEST(keys_wrong_type_and_garbage)
 	struct sign_key *k = NULL;
 	EVP_PKEY *ec = EVP_EC_gen("P-256"), *ed = NULL;
 	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, NULL);
+	const char *truncated_pem = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n"
+				    "-----END PUBLIC KEY-----\n";
 	char *big;
 
 	ASSERT_TRUE(ec && ctx);
@@ -168,7 +170,7 @@ TEST(keys_wrong_type_and_garbage)
 	ASSERT_ERR(sign_key_load_private(AT_FDCWD, p, &k), -EBADMSG);
 	write_bytes(p, "", 0);
 	ASSERT_ERR(sign_key_load_public(AT_FDCWD, p, &k), -EBADMSG);
-	write_bytes(p, "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----\n", 69);
+	write_bytes(p, truncated_pem, strlen(truncated_pem));
 	ASSERT_ERR(sign_key_load_public(AT_FDCWD, p, &k), -EBADMSG);
 	big = malloc(SIGN_KEY_FILE_BYTES_MAX + 1);
 	memset(big, 'A', SIGN_KEY_FILE_BYTES_MAX + 1);
@@ -341,9 +343,12 @@ TEST(sig_file_roundtrip_and_bounds)
 			continue;
 		for (size_t j = 0; j < n; j++) {
 			size_t at = 32 + j * 160;
-			bool signed_part = i >= at && i < at + 160 && (i - at < 1 || (i - at >= 8 && i - at < 152));
+			/* algorithm, time, key ID, key, digest, signature */
+			bool in_rec = i >= at && i < at + 160;
+			bool signed_part = in_rec && (i - at < 1 || (i - at >= 8 && i - at < 152));
+			enum sign_verdict v = sign_record_verify(&back[j], "a", sha);
 			if (signed_part)
-				ASSERT_TRUE(sign_record_verify(&back[j], "a", sha) != SIGN_VERDICT_VALID);
+				ASSERT_TRUE(v != SIGN_VERDICT_VALID);
 		}
 		free(back);
 	}

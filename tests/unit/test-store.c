@@ -130,8 +130,12 @@ TEST(store_open_create_and_config)
 	write_text(cfg, "format=2\n");
 	ASSERT_ERR(store_open(path, false, &s), -EPROTONOSUPPORT);
 	unlink(cfg);
-	write_text(cfg, "format=1\nencryption=aes-256-gcm\n");
+	write_text(cfg, "format=1\nencryption=xchacha20-poly1305\n");
 	ASSERT_ERR(store_open(path, false, &s), -EPROTONOSUPPORT);
+	unlink(cfg);
+	/* a known cipher without its key lines (test-crypt.c tests complete ones) */
+	write_text(cfg, "format=1\nencryption=aes-256-gcm\n");
+	ASSERT_ERR(store_open(path, false, &s), -EBADMSG);
 	unlink(cfg);
 	write_text(cfg, "garbage\n");
 	ASSERT_ERR(store_open(path, false, &s), -EBADMSG);

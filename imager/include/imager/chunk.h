@@ -55,3 +55,20 @@ int chunk_encode(const void *data, size_t size, int level, void **ret, size_t *r
  */
 int chunk_decode(const void *file, size_t file_size, const struct chunk_id *expected, void *buf,
 		 size_t buf_size);
+
+struct crypt_keys;
+/*
+ * The same in an encrypted store (docs/FORMAT.md, "Encryption"): the
+ * payload (zstd frame or raw bytes) is encrypted with AES-256-GCM under
+ * @keys->chunk_key and a random nonce; the header and @id (the chunk's keyed
+ * ID) are authenticated with it, so a chunk file cannot be altered or put in
+ * another chunk's place. chunk_decode_sealed() authenticates before it
+ * decompresses (-EBADMSG: "authentication failed"), then checks the keyed ID
+ * of the result against @expected, and refuses an unencrypted chunk file.
+ * It decrypts in place: @file's contents are undefined afterwards. With
+ * @keys NULL both are chunk_encode() and chunk_decode().
+ */
+int chunk_encode_sealed(const void *data, size_t size, int level, const struct crypt_keys *keys,
+			const struct chunk_id *id, void **ret, size_t *ret_size);
+int chunk_decode_sealed(void *file, size_t file_size, const struct crypt_keys *keys,
+			const struct chunk_id *expected, void *buf, size_t buf_size);

@@ -77,14 +77,14 @@ struct gc_stats {
 	uint64_t removed_chunks, removed_bytes;
 	uint64_t kept_chunks, kept_bytes;
 	uint64_t removed_tmp, removed_tmp_bytes;
-	uint64_t removed_orphans;  /* deprecation files whose image is gone */
+	uint64_t removed_orphans;  /* deprecation and .sig files whose manifest is gone */
 	size_t images, snapshots;
 };
 
 /*
  * Removes every chunk file no manifest references, temporaries ("*.tmp.*")
- * older than o->tmp_age_seconds and deprecation files of images that no
- * longer exist. The caller must hold the EXCLUSIVE store lock. Refuses
+ * older than o->tmp_age_seconds, and deprecation and signature files whose
+ * manifest no longer exists. The caller must hold the EXCLUSIVE store lock. Refuses
  * (store_refs_load()'s errors, *ret_bad naming the manifest) if any
  * manifest cannot be read. With o->dry_run, counts and removes nothing.
  */

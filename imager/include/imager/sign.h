@@ -89,13 +89,14 @@ struct sign_record {
 void sign_manifest_sha256(const void *manifest, size_t size, uint8_t ret[32]);
 
 /* Signs manifest @name whose file hashes to @manifest_sha256; -EINVAL without a private key. */
-int sign_record_create(const struct sign_key *k, const char *name, const uint8_t manifest_sha256[32],
-		       int64_t signed_unix, struct sign_record *ret);
+int sign_record_create(const struct sign_key *k, const char *name,
+		       const uint8_t manifest_sha256[32], int64_t signed_unix,
+		       struct sign_record *ret);
 
 enum sign_verdict {
 	SIGN_VERDICT_VALID,
 	SIGN_VERDICT_BAD_SIGNATURE,   /* does not verify: damaged or forged */
-	SIGN_VERDICT_OTHER_MANIFEST,  /* a signature over other bytes (a changed or replaced manifest) */
+	SIGN_VERDICT_OTHER_MANIFEST,  /* over other bytes: the manifest was changed or replaced */
 	SIGN_VERDICT_BAD_KEY_ID,      /* the recorded key ID is not its key's */
 	SIGN_VERDICT_UNKNOWN_ALGORITHM,
 	_SIGN_VERDICT_MAX,

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "imager/chunk.h"
+#include "imager/crypt.h"
 #include "imager/manifest.h"
 
 struct store;
@@ -86,3 +87,76 @@ int store_manifest_relpath(enum manifest_kind kind, const char *name, char **ret
  * directory is fsync()ed. -ENOENT if there is no such manifest.
  */
 int store_remove_manifest(struct store *s, enum manifest_kind kind, const char *name);
+
+/*
+ * ---- Encryption at rest (docs/FORMAT.md, "Encryption"; imager/lib/crypt.c) ----
+ *
+ * An encrypted store names chunks by HMAC-SHA-256 under a store key,
+ * encrypts chunk files and seals manifests with AES-256-GCM. Opened without
+ * its secret it is "locked": image names can be listed (they are file
+ * names), while reading or writing chunks and manifests gives -ENOKEY.
+ * Unlock (and change key slots) before sharing @s between threads.
+ */
+
+/*
+ * store_open() with a secret. An existing encrypted store is unlocked with
+ * @secret (-EKEYREJECTED if it opens no key slot: a wrong passphrase or key
+ * file), or opened locked if @secret is NULL. With @create, a missing store
+ * is made encrypted with one key slot for @secret, or unencrypted if @secret
+ * is NULL. An unencrypted store ignores @secret. store_open() is this
+ * function with @secret NULL.
+ */
+int store_open_with_secret(const char *path, bool create, const struct crypt_secret *secret,
+			   struct store **ret);
+bool store_is_encrypted(const struct store *s);
+/* Encrypted and not unlocked yet. */
+bool store_is_locked(const struct store *s);
+/* -EKEYREJECTED if @secret opens no slot; 0 (nothing to do) for an unencrypted store. */
+int store_unlock(struct store *s, const struct crypt_secret *secret);
+/* The public ID of the store's data key (16 hex digits); -ENODATA if unencrypted. */
+int store_key_id(const struct store *s, char buf[static CRYPT_KEY_ID_STRING_MAX]);
+
+struct store_key_slot {
+	char id[CRYPT_SLOT_ID_STRING_MAX];
+	enum crypt_secret_kind kind;
+	struct crypt_scrypt_params scrypt; /* passphrase slots */
+	bool unlocked_this;                /* the slot @s was unlocked with */
+};
+/* The key slots (no secret needed); -ENODATA if unencrypted. Free *ret with free(). */
+int store_key_slots(const struct store *s, struct store_key_slot **ret, size_t *ret_n);
+/*
+ * Key slot changes: each needs an unlocked store (-ENOKEY), rewrites only the
+ * config (atomically, under a lock) and never touches chunks or manifests.
+ * add: a new slot for @secret (-E2BIG beyond CRYPT_SLOTS_MAX).
+ * replace: a new slot for @secret takes the place of the slot @s was
+ * unlocked with (changing a passphrase). remove: -ENOENT if no slot has that
+ * ID, -EBUSY for the last slot, -EDEADLK for the slot @s was unlocked with
+ * (unlock with another secret first: proof that one still works).
+ */
+int store_add_key_slot(struct store *s, const struct crypt_secret *secret,
+		       char ret_id[static CRYPT_SLOT_ID_STRING_MAX]);
+int store_replace_key_slot(struct store *s, const struct crypt_secret *secret,
+			   char ret_id[static CRYPT_SLOT_ID_STRING_MAX]);
+int store_remove_key_slot(struct store *s, const char *id);
+
+/*
+ * The exact bytes store_put_manifest() writes for @m: the encoded manifest,
+ * sealed in an encrypted store. Deterministic (signatures are made over
+ * these bytes before they are published).
+ */
+int store_encode_manifest(struct store *s, const struct manifest *m, void **ret,
+			  size_t *ret_size);
+/*
+ * Decodes a manifest's bytes as stored in @s (unsealing them in an encrypted
+ * store; a plain manifest there is -EBADMSG), and checks that it is the
+ * manifest of @kind and @name (-EBADMSG otherwise).
+ */
+int store_decode_manifest(struct store *s, enum manifest_kind kind, const char *name,
+			  const void *data, size_t size, struct manifest **ret);
+/*
+ * Decodes a chunk file's bytes as stored in @s into @buf (@size bytes) and
+ * checks them against @id (chunk_decode() with the store's keys). @file is
+ * used as scratch space: its contents are undefined afterwards.
+ */
+int store_decode_chunk(struct store *s, const struct chunk_id *id, void *file, size_t file_size,
+		       void *buf, size_t size);

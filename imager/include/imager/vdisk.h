@@ -147,9 +147,14 @@ int vdisk_chunks_drop_new(struct vdisk *v, struct store *s);
  * fresh directory under @parent_dir (NULL: /run/imager if root, else
  * $TMPDIR or /tmp), serving exactly one file, "disk.raw", of v->size_bytes,
  * from a background thread pool. Needs /dev/fuse (and root, or fusermount3).
- * Mount points left by a killed run (no unmount) are detected by their
- * "import-<pid>-" name and lazily unmounted first when that process is gone.
- * @v must outlive the returned object.
+ * When root and single-threaded, the calling process first moves into a
+ * mount namespace of its own (unshare(CLONE_NEWNS), propagation off), so the
+ * mount is private and disappears with the process even on SIGKILL.
+ * Otherwise mount points left by a killed run are detected by their
+ * "import-<pid>-" name and lazily unmounted when that process is gone; empty
+ * leftover directories are removed the same way. Every file descriptor on
+ * the served file must be closed before vdisk_fuse_unmount(). @v must
+ * outlive the returned object.
  */
 struct vdisk_fuse;
 int vdisk_fuse_mount(struct vdisk *v, const char *parent_dir, struct vdisk_fuse **ret);
