@@ -14,7 +14,8 @@
 #   BENCH_GARBAGE_MIB    urandom file written then deleted first (default 512 * GiB)
 #   BENCH_CACHE=$O/bench-cache   where the source disk is built once and reused
 #   BENCH_WORK=$O/bench-work     stores, peer images and the target disk
-#   BENCH_ONLY="capture flash device"   a subset of the three groups
+#   BENCH_ONLY="capture flash device crypt"   a subset of the groups (crypt:
+#                        encryption on vs off, bench/crypt.sh)
 #
 # Everything written goes to files under BENCH_CACHE / BENCH_WORK or to the
 # loop devices this script attached over them (checked before each write).
@@ -33,7 +34,7 @@ RANDOM_MIB=${BENCH_RANDOM_MIB:-$(min 1024 $((128 * GIB)))}
 GARBAGE_MIB=${BENCH_GARBAGE_MIB:-$((512 * GIB))}
 CACHE=${BENCH_CACHE:-$O/bench-cache}
 WORK=${BENCH_WORK:-$O/bench-work}
-ONLY=${BENCH_ONLY:-capture flash device}
+ONLY=${BENCH_ONLY:-capture flash device crypt}
 OUT=$BENCH_DIR/out
 ESP_MIB=256 # a common ESP size (systemd-boot, Fedora, Ubuntu use 256 MiB-1 GiB)
 
@@ -298,6 +299,10 @@ done
 
 want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 
+# encryption at rest, on by default: the key for every imager run, and the
+# on/off pair (group "crypt")
+. "$BENCH_DIR/crypt.sh"
+
 STORE=$WORK/store
 PC=$WORK/partclone
 DDZ=$WORK/disk.dd.zst
@@ -423,6 +428,10 @@ if want flash; then
 	done
 fi
 
+if want crypt; then
+	crypt_runs
+fi
+
 detach "$TGT"
 detach "$SRC"
 
@@ -496,6 +505,7 @@ have() { [ -n "$(med "$1" 3)" ]; }
 		printf '  peak RSS %-24s %5s MiB (target < 256 MiB) %s\n' "$t:" "$x" \
 			"$(verdict "$x < 256")"
 	done
+	crypt_report
 } >"$OUT/results.txt"
 cat "$OUT/results.txt"
 say "results in $OUT/results.txt, every run in $TSV, commands and output in $LOG"

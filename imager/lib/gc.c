@@ -604,6 +604,8 @@ static int verify_chunk(int dir_fd, const char *dir, const char *file, enum entr
 		problem(c, "chunk %s: needs a newer imager (unknown version or feature)", hex);
 		return remember(c, id, 0);
 	}
+	if (r == -ENOKEY || r == -ENOMEM)
+		return r; /* a locked store: nothing can be verified */
 	if (r < 0) {
 		problem(c, "chunk %s: damaged: does not decode to its ID", hex);
 		return remember(c, id, 0);

@@ -386,7 +386,7 @@ int vdisk_fuse_mount(struct vdisk *v, const char *parent, struct vdisk_fuse **re
 	if (!v || !ret)
 		return -EINVAL;
 	if (access("/dev/fuse", R_OK | W_OK) < 0)
-		return -errno == -ENOENT ? -ENODEV : -errno;
+		return errno == ENOENT ? -ENODEV : -errno;
 	fuse_set_log_func(fuse_log_debug);
 	r = parent_dir(parent, &base);
 	if (r < 0)

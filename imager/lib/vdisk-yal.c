@@ -177,6 +177,8 @@ int vdisk_open_vmdk(int fd, const char *path, struct vdisk **ret, char **ret_rea
 	if (libvmdk_handle_get_extent_descriptor(d->handle, 0, &ext, &e) != 1 ||
 	    libvmdk_extent_descriptor_get_type(ext, &ext_type, &e) != 1) {
 		r = vmdk_reason(ret_reason, &e, "cannot read the VMDK extent descriptor");
+		if (ext)
+			(void) libvmdk_extent_descriptor_free(&ext, NULL);
 		goto fail;
 	}
 	(void) libvmdk_extent_descriptor_free(&ext, NULL);

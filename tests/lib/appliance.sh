@@ -36,6 +36,9 @@
 
 APPLIANCE_TOP=$(cd "$TESTS_DIR/.." && pwd)
 APPLIANCE_DIR=$O/tests/appliance-run
+# boot to IMAGER-READY: 15-35 s under TCG on an idle machine, 100 s seen on a
+# busy one (load 10 on 2 cores)
+APPLIANCE_BOOT_TIMEOUT=${APPLIANCE_BOOT_TIMEOUT:-300}
 
 # _appliance_inputs_hash: what the build depends on (the runtime, the build
 # scripts, the kconfig, imager): a change rebuilds

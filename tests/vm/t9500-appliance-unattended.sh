@@ -35,7 +35,7 @@ test_expect_success QEMU 'boot 1: capture the golden disk (SATA, chosen by hints
 	cp stick.img stick-before-capture.img &&
 	appliance_boot stick.img --log capture.log -- \
 		ahci:golden.img:golden-sata:snapshot nvme:decoy.img:decoy-nvme &&
-	qemu_wait_for IMAGER-READY 180 &&
+	qemu_wait_for IMAGER-READY "$APPLIANCE_BOOT_TIMEOUT" &&
 	echo "$QEMU_ELAPSED" >capture.ms &&
 	qemu_wait_exit 300 &&
 	grep -a "IMAGER-RESULT" capture.log >result.txt &&
@@ -85,7 +85,7 @@ test_expect_success QEMU 'boot 2: flash the newest image of family demo onto a l
 		imager.family=demo imager.target=transport=virtio,size=1G- imager.after=poweroff \
 		>/dev/null &&
 	appliance_boot stick.img --log flash.log -- virtio:blank.img:blank-1 &&
-	qemu_wait_for IMAGER-READY 180 &&
+	qemu_wait_for IMAGER-READY "$APPLIANCE_BOOT_TIMEOUT" &&
 	echo "$QEMU_ELAPSED" >flash.ms &&
 	qemu_wait_exit 300 &&
 	grep -a "IMAGER-RESULT" flash.log >result.txt &&

@@ -25,7 +25,7 @@ test_expect_success QEMU 'the menu comes up on the serial console, listing the d
 	test -s stick.img &&
 	appliance_boot stick.img --input --log menu.log -- \
 		ahci:golden.img:golden-sata:snapshot nvme:target.img:target-nvme &&
-	console_expect "IMAGER-READY" 180 &&
+	console_expect "IMAGER-READY" "$APPLIANCE_BOOT_TIMEOUT" &&
 	console_expect "Choice: " 60 &&
 	echo $((($(date +%s%N) - QEMU_START_NS) / 1000000)) >menu.ms &&
 	grep -aq "serial golden-sata" menu.log &&

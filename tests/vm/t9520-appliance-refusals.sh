@@ -37,7 +37,7 @@ test_expect_success QEMU,OVMF 'kernel command line (booted under OVMF): an image
 	test -s stick-before.img &&
 	appliance_boot stick.img --input --firmware uefi --log refuse.log -- \
 		virtio:tgt-a.img:tgt-a virtio:tgt-b.img:tgt-b &&
-	console_expect "IMAGER-READY" 180 &&
+	console_expect "IMAGER-READY" "$APPLIANCE_BOOT_TIMEOUT" &&
 	echo $((($(date +%s%N) - QEMU_START_NS) / 1000000)) >ready.ms &&
 	console_expect "REFUSED: there is no image '\''does-not-exist'\'' in /data/store" 60 &&
 	console_expect "Nothing was written." &&
