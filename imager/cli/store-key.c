@@ -80,9 +80,10 @@ static int load_key_file(const char *path, struct crypt_secret **ret)
 	if (r == -ENOENT)
 		return log_error_errno(r, "Key file '%s' does not exist.", path);
 	if (r == -EMSGSIZE)
-		return log_error_errno(-EINVAL, "Key file '%s' must hold %d to %d bytes (make one "
-				       "with 'imager store make-key-file FILE').", path,
-				       CRYPT_KEY_FILE_BYTES_MIN, CRYPT_KEY_FILE_BYTES_MAX);
+		return log_error_errno(-EINVAL,
+				       "Key file '%s' must hold %d to %d bytes (make one "
+				       "with 'imager store make-key-file FILE').",
+				       path, CRYPT_KEY_FILE_BYTES_MIN, CRYPT_KEY_FILE_BYTES_MAX);
 	if (r < 0)
 		return log_error_errno(r, "Failed to read key file '%s': %m", path);
 	return 0;
@@ -168,8 +169,10 @@ static int get_secret(const char *store_path, struct crypt_secret **ret, const c
 		return r < 0 ? r : 0;
 	}
 	if (!isatty(STDIN_FILENO))
-		return log_error_errno(-EACCES, "Store '%s' is encrypted: give --key-file FILE, or "
-				       "set $IMAGER_KEY_FILE or $IMAGER_PASSPHRASE.", store_path);
+		return log_error_errno(-EACCES,
+				       "Store '%s' is encrypted: give --key-file FILE, or "
+				       "set $IMAGER_KEY_FILE or $IMAGER_PASSPHRASE.",
+				       store_path);
 	if (asprintf(&prompt, "Passphrase for store '%s': ", store_path) < 0)
 		return log_oom();
 	*ret_source = "passphrase";
@@ -190,7 +193,7 @@ int cli_new_secret(const char *key_file, const char *store_path, struct crypt_se
 		return r < 0 ? r : 0;
 	if (!isatty(STDIN_FILENO))
 		return log_error_errno(-EINVAL, "No new key: give --new-key-file FILE or set "
-				       "$IMAGER_NEW_PASSPHRASE (or run on a terminal).");
+						"$IMAGER_NEW_PASSPHRASE (or run on a terminal).");
 	if (asprintf(&prompt, "New passphrase for store '%s': ", store_path) < 0)
 		return log_oom();
 	r = read_passphrase(prompt, &a);
@@ -217,7 +220,8 @@ static int get_creation_secret(const char *store_path, struct crypt_secret **ret
 		return r < 0 ? r : 0;
 	}
 	if (!isatty(STDIN_FILENO))
-		return log_error_errno(-EACCES, "A new store is encrypted: give --key-file FILE, set "
+		return log_error_errno(-EACCES,
+				       "A new store is encrypted: give --key-file FILE, set "
 				       "$IMAGER_KEY_FILE or $IMAGER_PASSPHRASE, or choose "
 				       "--no-encryption.");
 	return cli_new_secret(NULL, store_path, ret);
@@ -229,11 +233,15 @@ static int open_error(int r, const char *path)
 	case ENOENT:
 		return log_error_errno(r, "Store '%s' does not exist.", path);
 	case ENOTEMPTY:
-		return log_error_errno(-EEXIST, "'%s' is not empty and not a store: refusing to "
-				       "make a store there.", path);
+		return log_error_errno(-EEXIST,
+				       "'%s' is not empty and not a store: refusing to "
+				       "make a store there.",
+				       path);
 	case EPROTONOSUPPORT:
-		return log_error_errno(r, "Store '%s' needs a newer imager (its format or "
-				       "encryption is not known to this one).", path);
+		return log_error_errno(r,
+				       "Store '%s' needs a newer imager (its format or "
+				       "encryption is not known to this one).",
+				       path);
 	case EBADMSG:
 		return log_error_errno(r, "Store '%s' has a damaged config file.", path);
 	default:
@@ -288,8 +296,10 @@ static int unlock(struct store *s, const char *path)
 	}
 fail:
 	if (r == -EBADMSG)
-		return log_error_errno(r, "Store '%s': a key slot is damaged or does not match the "
-				       "store's key.", path);
+		return log_error_errno(r,
+				       "Store '%s': a key slot is damaged or does not match the "
+				       "store's key.",
+				       path);
 	return log_error_errno(r, "Failed to unlock store '%s': %m", path);
 }
 
@@ -310,14 +320,14 @@ static int store_open_full(const char *path, bool create, bool quiet_missing, st
 		r = store_open_with_secret(path, true, secret, &s);
 		if (r == -EKEYREJECTED)
 			/* someone else created it at the same moment, with another key */
-			return rejected(path, secret->kind == CRYPT_SECRET_KEY_FILE ? "key file" :
-										 "passphrase");
+			return rejected(path, secret->kind == CRYPT_SECRET_KEY_FILE ? "key file"
+										    : "passphrase");
 		if (r >= 0 && secret)
 			remember(TAKE_PTR(secret), NULL);
 		if (r >= 0 && !arg_quiet)
 			log_info("Created store '%s' (%s).", path,
-				 store_is_encrypted(s) ? "encrypted, " CRYPT_CIPHER_NAME :
-							 "not encrypted: --no-encryption");
+				 store_is_encrypted(s) ? "encrypted, " CRYPT_CIPHER_NAME
+						       : "not encrypted: --no-encryption");
 	}
 	if (r == -ENOENT && quiet_missing)
 		return r;

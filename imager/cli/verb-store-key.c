@@ -39,12 +39,11 @@ static int parse_argv(int argc, char *argv[], const char *sub, const char *usage
 {
 	enum { ARG_NEW_KEY_FILE = 0x100 };
 	static const struct option options[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ "store", required_argument, NULL, 's' },
-		{ "new-key-file", required_argument, NULL, ARG_NEW_KEY_FILE },
-		{ "json", no_argument, NULL, 'J' },
-		{}
-	};
+		{"help", no_argument, NULL, 'h'},
+		{"store", required_argument, NULL, 's'},
+		{"new-key-file", required_argument, NULL, ARG_NEW_KEY_FILE},
+		{"json", no_argument, NULL, 'J'},
+		{}};
 	_cleanup_free_ char *verb = NULL;
 	int c;
 
@@ -197,7 +196,8 @@ static int open_encrypted(struct store **ret)
 	if (r < 0)
 		return r;
 	if (!store_is_encrypted(s))
-		return log_error_errno(-EINVAL, "Store '%s' is not encrypted: it has no keys.", path);
+		return log_error_errno(-EINVAL, "Store '%s' is not encrypted: it has no keys.",
+				       path);
 	*ret = TAKE_PTR(s);
 	return 0;
 }
@@ -208,8 +208,10 @@ static int slot_error(int r, const char *path)
 		return log_error_errno(r, "Store '%s' has %d key slots already; remove one first.",
 				       path, CRYPT_SLOTS_MAX);
 	if (r == -ESTALE)
-		return log_error_errno(-EBUSY, "The keys of store '%s' changed meanwhile; nothing "
-				       "was changed, try again.", path);
+		return log_error_errno(-EBUSY,
+				       "The keys of store '%s' changed meanwhile; nothing "
+				       "was changed, try again.",
+				       path);
 	return log_error_errno(r, "Failed to change the keys of store '%s': %m", path);
 }
 
@@ -220,18 +222,19 @@ static int add_or_replace(int argc, char *argv[], bool replace)
 	char id[CRYPT_SLOT_ID_STRING_MAX];
 	int r;
 
-	r = parse_argv(argc, argv, replace ? "passwd" : "add-key",
-		       replace ? "Usage: imager store passwd [--store DIR] [--new-key-file FILE]\n\n"
-				 "Replace the key that unlocks the store (the current one comes from\n"
-				 "--key-file, $IMAGER_KEY_FILE, $IMAGER_PASSPHRASE or a prompt) by a\n"
-				 "new one: the key file --new-key-file, $IMAGER_NEW_PASSPHRASE, or a\n"
-				 "passphrase typed twice. The old key stops working; no chunk or\n"
-				 "manifest is rewritten.\n" :
-				 "Usage: imager store add-key [--store DIR] [--new-key-file FILE]\n\n"
-				 "Add a key slot: the key file --new-key-file, $IMAGER_NEW_PASSPHRASE,\n"
-				 "or a passphrase typed twice. The store must be unlocked with an\n"
-				 "existing key. Key files: 'imager store make-key-file FILE'.\n",
-		       true, false, 0, 0);
+	r = parse_argv(
+		argc, argv, replace ? "passwd" : "add-key",
+		replace ? "Usage: imager store passwd [--store DIR] [--new-key-file FILE]\n\n"
+			  "Replace the key that unlocks the store (the current one comes from\n"
+			  "--key-file, $IMAGER_KEY_FILE, $IMAGER_PASSPHRASE or a prompt) by a\n"
+			  "new one: the key file --new-key-file, $IMAGER_NEW_PASSPHRASE, or a\n"
+			  "passphrase typed twice. The old key stops working; no chunk or\n"
+			  "manifest is rewritten.\n"
+			: "Usage: imager store add-key [--store DIR] [--new-key-file FILE]\n\n"
+			  "Add a key slot: the key file --new-key-file, $IMAGER_NEW_PASSPHRASE,\n"
+			  "or a passphrase typed twice. The store must be unlocked with an\n"
+			  "existing key. Key files: 'imager store make-key-file FILE'.\n",
+		true, false, 0, 0);
 	if (r <= 0)
 		return r;
 	r = open_encrypted(&s);
@@ -244,8 +247,8 @@ static int add_or_replace(int argc, char *argv[], bool replace)
 	if (r < 0)
 		return slot_error(r, store_path(s));
 	if (!arg_quiet)
-		printf("%s key slot %s (%s).\n", replace ? "Replaced the key: new" : "Added",
-		       id, crypt_secret_kind_to_string(secret->kind));
+		printf("%s key slot %s (%s).\n", replace ? "Replaced the key: new" : "Added", id,
+		       crypt_secret_kind_to_string(secret->kind));
 	return 0;
 }
 
@@ -280,11 +283,15 @@ int store_remove_key_verb(int argc, char *argv[])
 	if (r == -ENOENT)
 		return log_error_errno(r, "Store '%s' has no key slot '%s'.", store_path(s), id);
 	if (r == -EBUSY)
-		return log_error_errno(-ECANCELED, "Key slot '%s' is the last one of store '%s': "
-				       "without it nothing could be read.", id, store_path(s));
+		return log_error_errno(-ECANCELED,
+				       "Key slot '%s' is the last one of store '%s': "
+				       "without it nothing could be read.",
+				       id, store_path(s));
 	if (r == -EDEADLK)
-		return log_error_errno(-ECANCELED, "Key slot '%s' is the key this command was given; "
-				       "unlock with another key to remove it.", id);
+		return log_error_errno(-ECANCELED,
+				       "Key slot '%s' is the key this command was given; "
+				       "unlock with another key to remove it.",
+				       id);
 	if (r < 0)
 		return slot_error(r, store_path(s));
 	if (!arg_quiet)
@@ -305,7 +312,8 @@ int store_make_key_file_verb(int argc, char *argv[])
 		return r;
 	r = crypt_key_file_generate(AT_FDCWD, argv[r]);
 	if (r == -EEXIST)
-		return log_error_errno(r, "'%s' exists already: not overwriting it.", argv[argc - 1]);
+		return log_error_errno(r, "'%s' exists already: not overwriting it.",
+				       argv[argc - 1]);
 	if (r < 0)
 		return log_error_errno(r, "Failed to write key file '%s': %m", argv[argc - 1]);
 	return 0;

@@ -32,15 +32,15 @@
 
 /* store.c bounds the config the same way: 16 slots of about 250 bytes fit */
 #define CONFIG_BYTES_MAX (16u * 1024)
-#define CONFIG_FILE "config"
+#define CONFIG_FILE	 "config"
 
 #define SCRYPT_LOG2_N_DEFAULT 17 /* 128 MiB with r = 8: 0.3-0.5 s here (docs/FORMAT.md) */
-#define SCRYPT_LOG2_N_FAST 10    /* IMAGER_KDF_FAST=1: tests only */
-#define SCRYPT_LOG2_N_MIN 10
-#define SCRYPT_LOG2_N_MAX 22
-#define SCRYPT_R_MAX 32
-#define SCRYPT_P_MAX 16
-#define SCRYPT_MEMORY_MAX (UINT64_C(1) << 30) /* what a config may make a reader allocate */
+#define SCRYPT_LOG2_N_FAST    10 /* IMAGER_KDF_FAST=1: tests only */
+#define SCRYPT_LOG2_N_MIN     10
+#define SCRYPT_LOG2_N_MAX     22
+#define SCRYPT_R_MAX	      32
+#define SCRYPT_P_MAX	      16
+#define SCRYPT_MEMORY_MAX     (UINT64_C(1) << 30) /* what a config may make a reader allocate */
 
 static const char *const secret_kind_name[_CRYPT_SECRET_KIND_MAX] = {
 	[CRYPT_SECRET_PASSPHRASE] = "passphrase",
@@ -236,8 +236,7 @@ int crypt_hkdf(const void *ikm, size_t ikm_size, const void *salt, size_t salt_s
 	if (salt && salt_size > 0)
 		*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *) salt,
 							 salt_size);
-	*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *) info,
-						 strlen(info));
+	*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *) info, strlen(info));
 	*p = OSSL_PARAM_construct_end();
 	return EVP_KDF_derive(ctx, out, out_size, params) == 1 ? 0 : -EIO;
 }
@@ -311,8 +310,7 @@ void crypt_keys_wipe(struct crypt_keys *k)
 		OPENSSL_cleanse(k, sizeof(*k));
 }
 
-void crypt_chunk_id(const struct crypt_keys *k, const void *data, size_t size,
-		    struct chunk_id *ret)
+void crypt_chunk_id(const struct crypt_keys *k, const void *data, size_t size, struct chunk_id *ret)
 {
 	hmac_sha256(k->id_key, data, size, ret->bytes);
 }
@@ -342,9 +340,11 @@ static int slot_format(const struct crypt_slot *s, bool with_wrapped, char **ret
 	}
 	switch (s->kind) {
 	case CRYPT_SECRET_PASSPHRASE:
-		k = asprintf(&text, "%s passphrase scrypt-n=%llu scrypt-r=%u scrypt-p=%u salt=%s "
-			     "nonce=%s%s%s", id, (unsigned long long) s->scrypt.n, s->scrypt.r,
-			     s->scrypt.p, salt, nonce, with_wrapped ? " wrapped=" : "", wrapped);
+		k = asprintf(&text,
+			     "%s passphrase scrypt-n=%llu scrypt-r=%u scrypt-p=%u salt=%s "
+			     "nonce=%s%s%s",
+			     id, (unsigned long long) s->scrypt.n, s->scrypt.r, s->scrypt.p, salt,
+			     nonce, with_wrapped ? " wrapped=" : "", wrapped);
 		break;
 	case CRYPT_SECRET_KEY_FILE:
 		k = asprintf(&text, "%s key-file salt=%s nonce=%s%s%s", id, salt, nonce,
@@ -425,7 +425,7 @@ int crypt_config_add_slot(struct crypt_config *c, const uint8_t data_key[CRYPT_K
 			  const struct crypt_scrypt_params *params, size_t *ret_index)
 {
 	_cleanup_free_ uint8_t *aad = NULL;
-	struct crypt_slot s = { .kind = secret ? secret->kind : _CRYPT_SECRET_KIND_INVALID };
+	struct crypt_slot s = {.kind = secret ? secret->kind : _CRYPT_SECRET_KIND_INVALID};
 	uint8_t kek[CRYPT_KEY_BYTES];
 	size_t aad_size;
 	int r;
@@ -502,8 +502,8 @@ int crypt_config_unlock(const struct crypt_config *c, const struct crypt_secret 
 			r = k;
 			break;
 		}
-		k = crypt_aead_open(kek, s->nonce, aad, aad_size, s->wrapped, dk,
-				    CRYPT_KEY_BYTES, s->tag);
+		k = crypt_aead_open(kek, s->nonce, aad, aad_size, s->wrapped, dk, CRYPT_KEY_BYTES,
+				    s->tag);
 		OPENSSL_cleanse(kek, sizeof(kek));
 		if (k == -EBADMSG)
 			continue; /* not this slot's secret */
@@ -565,11 +565,11 @@ int crypt_config_new(const struct crypt_secret *secret, const struct crypt_scryp
 
 /* ---- the config lines ---- */
 
-#define LINE_ENCRYPTION "encryption="
-#define LINE_CHUNK_IDS "chunk-ids="
-#define LINE_STORE_ID "store-id="
-#define LINE_KEY_ID "key-id="
-#define LINE_SLOT "key-slot="
+#define LINE_ENCRYPTION	 "encryption="
+#define LINE_CHUNK_IDS	 "chunk-ids="
+#define LINE_STORE_ID	 "store-id="
+#define LINE_KEY_ID	 "key-id="
+#define LINE_SLOT	 "key-slot="
 #define CHUNK_IDS_SCHEME "hmac-sha256"
 
 bool crypt_config_line_is_ours(const char *line)
@@ -720,8 +720,10 @@ int crypt_config_format(const struct crypt_config *c, char **ret)
 		return -EINVAL;
 	hex_encode(c->store_id, sizeof(c->store_id), store_id);
 	hex_encode(c->key_id, sizeof(c->key_id), key_id);
-	if (asprintf(&text, LINE_ENCRYPTION CRYPT_CIPHER_NAME "\n" LINE_CHUNK_IDS CHUNK_IDS_SCHEME
-		     "\n" LINE_STORE_ID "%s\n" LINE_KEY_ID "%s\n", store_id, key_id) < 0)
+	if (asprintf(&text,
+		     LINE_ENCRYPTION CRYPT_CIPHER_NAME "\n" LINE_CHUNK_IDS CHUNK_IDS_SCHEME
+						       "\n" LINE_STORE_ID "%s\n" LINE_KEY_ID "%s\n",
+		     store_id, key_id) < 0)
 		return -ENOMEM;
 	len = strlen(text);
 	for (size_t i = 0; i < c->n_slots; i++) {
@@ -749,19 +751,19 @@ int crypt_config_format(const struct crypt_config *c, char **ret)
  * sealing refuses the file (-EPROTONOSUPPORT) after checking its checksum.
  */
 struct sealed_header {
-	uint8_t magic[8];        /* "IMGMANIF" */
-	uint16_t version_major;  /* 1 */
-	uint16_t version_minor;  /* 1 */
-	uint32_t header_size;    /* 96 */
-	uint32_t flags;          /* CRYPT_MANIFEST_FLAG_SEALED */
-	uint32_t n_sections;     /* 0: the body is not sections */
-	uint64_t body_size;      /* file size - 96 */
-	uint8_t checksum[32];    /* SHA-256 of the file with these bytes zero */
+	uint8_t magic[8];	    /* "IMGMANIF" */
+	uint16_t version_major;	    /* 1 */
+	uint16_t version_minor;	    /* 1 */
+	uint32_t header_size;	    /* 96 */
+	uint32_t flags;		    /* CRYPT_MANIFEST_FLAG_SEALED */
+	uint32_t n_sections;	    /* 0: the body is not sections */
+	uint64_t body_size;	    /* file size - 96 */
+	uint8_t checksum[32];	    /* SHA-256 of the file with these bytes zero */
 	uint8_t content_digest[32]; /* zero: the digest is inside */
 } __attribute__((packed));
 
 struct seal_info {
-	uint8_t cipher;     /* 1: AES-256-GCM */
+	uint8_t cipher; /* 1: AES-256-GCM */
 	uint8_t reserved0[3];
 	uint8_t nonce[CRYPT_NONCE_BYTES];
 	uint8_t key_id[CRYPT_KEY_ID_BYTES];
@@ -776,8 +778,8 @@ _Static_assert(sizeof(struct sealed_header) + sizeof(struct seal_info) + CRYPT_T
 	       "sealed manifest overhead");
 
 #define SEAL_CIPHER_AES_256_GCM 1
-static const uint8_t manifest_magic[8] = { 'I', 'M', 'G', 'M', 'A', 'N', 'I', 'F' };
-#define SEAL_AAD_LABEL "imager sealed manifest v1"
+static const uint8_t manifest_magic[8] = {'I', 'M', 'G', 'M', 'A', 'N', 'I', 'F'};
+#define SEAL_AAD_LABEL	 "imager sealed manifest v1"
 #define SEAL_NONCE_LABEL "imager manifest nonce v1"
 
 bool crypt_manifest_is_sealed(const void *data, size_t size)
@@ -792,8 +794,8 @@ bool crypt_manifest_is_sealed(const void *data, size_t size)
 	       (le32toh(h.flags) & CRYPT_MANIFEST_FLAG_SEALED) != 0;
 }
 
-static void sha256_with_hole(const uint8_t *file, size_t size, size_t hole_offset,
-			     size_t hole_size, uint8_t out[32])
+static void sha256_with_hole(const uint8_t *file, size_t size, size_t hole_offset, size_t hole_size,
+			     uint8_t out[32])
 {
 	static const uint8_t zero[32];
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
@@ -802,8 +804,8 @@ static void sha256_with_hole(const uint8_t *file, size_t size, size_t hole_offse
 	if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
 	    EVP_DigestUpdate(ctx, file, hole_offset) != 1 ||
 	    EVP_DigestUpdate(ctx, zero, hole_size) != 1 ||
-	    EVP_DigestUpdate(ctx, file + hole_offset + hole_size,
-			     size - hole_offset - hole_size) != 1 ||
+	    EVP_DigestUpdate(ctx, file + hole_offset + hole_size, size - hole_offset - hole_size) !=
+		    1 ||
 	    EVP_DigestFinal_ex(ctx, out, &len) != 1)
 		abort(); /* allocation failure inside libcrypto, or a broken one */
 	EVP_MD_CTX_free(ctx);
@@ -840,7 +842,7 @@ int crypt_manifest_seal(const struct crypt_keys *k, enum manifest_kind kind, con
 {
 	_cleanup_free_ uint8_t *out = NULL, *aad = NULL, *nonce_in = NULL;
 	struct sealed_header h = {};
-	struct seal_info si = { .cipher = SEAL_CIPHER_AES_256_GCM };
+	struct seal_info si = {.cipher = SEAL_CIPHER_AES_256_GCM};
 	uint8_t mac[32], tag[CRYPT_TAG_BYTES];
 	size_t total, aad_size, name_len, nonce_in_size;
 	int r;

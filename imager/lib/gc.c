@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "imager/crypt.h"
 #include "imager/gc.h"
 #include "imager/lifecycle.h"
 #include "imager/manifest.h"
@@ -36,6 +37,11 @@ DEFINE_CLEANUP(struct manifest *, manifest_free)
 #define MANIFEST_SUFFIX ".manifest"
 #define DEPRECATION_SUFFIX ".deprecation"
 #define SIG_SUFFIX ".sig"
+/*
+ * The largest chunk file read: a raw 4 MiB chunk plus, in an encrypted store,
+ * its AEAD tag. store_decode_chunk() then checks the exact size.
+ */
+#define CHUNK_FILE_READ_MAX (CHUNK_FILE_BYTES_MAX + CRYPT_TAG_BYTES)
 /* chunk file header: uncompressed_size at byte 24 (docs/FORMAT.md, "Chunk files") */
 #define CHUNK_HEADER_UNCOMPRESSED_OFFSET 24
 
@@ -579,7 +585,7 @@ static int verify_chunk(int dir_fd, const char *dir, const char *file, enum entr
 		return 0; /* temporaries and foreign files are not part of the store's content */
 	chunk_id_to_string(id, hex);
 	c->st->chunks++;
-	r = read_file_at(dir_fd, file, CHUNK_FILE_BYTES_MAX, &data, &size);
+	r = read_file_at(dir_fd, file, CHUNK_FILE_READ_MAX, &data, &size);
 	if (r == -ENOMEM)
 		return r;
 	if (r == -EFBIG) {

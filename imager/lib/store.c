@@ -365,7 +365,9 @@ int store_get_chunk(struct store *s, const struct chunk_id *id, void *buf, size_
 		return 0;
 	}
 	chunk_relpath(id, path);
-	r = read_bounded_at(s->dir_fd, path, CHUNK_FILE_BYTES_MAX, &file, &file_size);
+	/* + the AEAD tag of an encrypted store's chunk; the decoder checks the exact size */
+	r = read_bounded_at(s->dir_fd, path, CHUNK_FILE_BYTES_MAX + CRYPT_TAG_BYTES, &file,
+			    &file_size);
 	if (r < 0)
 		return r;
 	return store_decode_chunk(s, id, file, file_size, buf, size);

@@ -140,11 +140,11 @@ test_expect_success 'capture: killed at random points, no half image, names reus
 				"$IMAGER" capture src.img --image "cap-$i" --progress=none >/dev/null
 		fi
 		if image_listed "cap-$i"; then
-			"$IMAGER" images delete "cap-$i"
+			"$IMAGER" images delete "cap-$i" >/dev/null
 		fi
 		"$IMAGER" store gc >/dev/null
-		store_clean
 	done &&
+	store_clean &&
 	sed -n "s/^capture /# capture /p" kills.log &&
 	enough_kills capture
 '
@@ -164,11 +164,11 @@ test_expect_success 'snapshots create: killed at random points, no half snapshot
 			snapshot_listed "snap-$i"
 		fi
 		if snapshot_listed "snap-$i"; then
-			"$IMAGER" snapshots delete "snap-$i"
+			"$IMAGER" snapshots delete "snap-$i" >/dev/null
 		fi
 		"$IMAGER" store gc >/dev/null
-		store_clean
 	done &&
+	store_clean &&
 	sed -n "s/^snapshot /# snapshot /p" kills.log &&
 	enough_kills snapshot
 '
@@ -182,12 +182,12 @@ if has store gc && has images delete; then
 test_expect_success 'store gc: killed at random points, nothing referenced is lost' '
 	refresh_noise &&
 	"$IMAGER" capture src.img --image junk-cal --progress=none &&
-	"$IMAGER" images delete junk-cal &&
+	"$IMAGER" images delete junk-cal >/dev/null &&
 	calibrate gc "$IMAGER" store gc &&
 	for i in $(seq "$SIGKILL_ROUNDS"); do
 		refresh_noise
 		"$IMAGER" capture src.img --image "junk-$i" --progress=none >/dev/null
-		"$IMAGER" images delete "junk-$i"
+		"$IMAGER" images delete "junk-$i" >/dev/null
 		o=$(killed gc "$i" "$IMAGER" store gc)
 		store_clean
 		image_listed base && image_listed alt && ! image_listed "junk-$i"

@@ -13,7 +13,7 @@ SECRET=IMAGER-SECRET-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
 make_secret_disk() {
 	rm -rf root && mkdir -p root/etc &&
 	for i in $(seq 2000); do echo "line $i: the password is $SECRET"; done >root/etc/notes.txt &&
-	{ head -c 1M /dev/urandom; printf "%s" "$SECRET"; head -c 1M /dev/urandom; } >root/blob.bin &&
+	{ head -c 5M /dev/urandom; printf "%s" "$SECRET"; head -c 5M /dev/urandom; } >root/blob.bin &&
 	truncate -s 64M "$1" &&
 	printf 'label: gpt\nstart=1MiB, type=%s, name="%s"\n' "$DISKS_TYPE_LINUX" "$SECRET" |
 		sfdisk -q --no-reread --no-tell-kernel "$1" >/dev/null &&
@@ -69,7 +69,9 @@ test_expect_success 'a store made implicitly by capture is encrypted; config, in
 test_expect_success 'chunk files and manifests are marked encrypted for other readers' '
 	chunk=$(find store/chunks -name "*.chunk" | head -1) &&
 	[ "$(od -An -tu1 -j 21 -N1 "$chunk" | tr -d " ")" = 1 ] &&
-	[ "$(od -An -tu4 -j 16 -N4 store/images/sec.manifest | tr -d " ")" = 1 ]
+	[ "$(od -An -tu4 -j 16 -N4 store/images/sec.manifest | tr -d " ")" = 1 ] &&
+	: "random data is stored raw: 64-byte header, 4 MiB, 16-byte tag" &&
+	find store/chunks -name "*.chunk" -size $((64 + 4194304 + 16))c | grep -q .
 '
 
 test_expect_success 'the secret is in no file of the encrypted store, raw or decompressed' '

@@ -25,8 +25,8 @@ build_initramfs() {
 # the appliance's trust_opts, from the runtime tree packed in root/
 trust_opts_of() {
 	(
-		APPLIANCE_TRUSTED_KEYS_DIR=$1
-		. root/usr/lib/imager/common.sh && . root/usr/lib/imager/jobs.sh && trust_opts
+		APPLIANCE_TRUSTED_KEYS_DIR=$1 IMAGER_LIB_DIR=$TRASH/root/usr/lib/imager
+		. "$IMAGER_LIB_DIR/common.sh" && . "$IMAGER_LIB_DIR/jobs.sh" && trust_opts
 	)
 }
 

@@ -126,7 +126,8 @@ TEST(aead_roundtrip_and_every_flip)
 		ct[i] ^= 1;
 	}
 	tag[3] ^= 0x80;
-	ASSERT_ERR(crypt_aead_open(key, nonce, aad, sizeof(aad), ct, out, sizeof(ct), tag), -EBADMSG);
+	ASSERT_ERR(crypt_aead_open(key, nonce, aad, sizeof(aad), ct, out, sizeof(ct), tag),
+		   -EBADMSG);
 	tag[3] ^= 0x80;
 	ASSERT_ERR(crypt_aead_open(key, nonce, "aaD", sizeof(aad), ct, out, sizeof(ct), tag),
 		   -EBADMSG);
@@ -193,7 +194,8 @@ TEST(chunk_ids_are_keyed)
 	ASSERT_TRUE(!chunk_id_equal(&x, &y)); /* another store: another name */
 	chunk_id_compute(data, sizeof(data), &plain);
 	ASSERT_TRUE(!chunk_id_equal(&x, &plain)); /* the plaintext hash is not revealed */
-	ASSERT_TRUE(memcmp(a.id_key, a.chunk_key, 32) != 0 && memcmp(a.chunk_key, a.manifest_key, 32));
+	ASSERT_TRUE(memcmp(a.id_key, a.chunk_key, 32) != 0 &&
+		    memcmp(a.chunk_key, a.manifest_key, 32));
 }
 
 TEST(config_roundtrip_unlock_and_tamper)
@@ -254,8 +256,9 @@ TEST(config_roundtrip_unlock_and_tamper)
 	/* one spelling only */
 	{
 		char *odd;
-		ASSERT_TRUE(asprintf(&odd, "%.*s scrypt-r=08%s", (int) (strstr(text, " scrypt-r=8") - text),
-				     text, strstr(text, " scrypt-r=8") + strlen(" scrypt-r=8")) > 0);
+		ASSERT_TRUE(asprintf(&odd, "%.*s scrypt-r=08%s",
+				     (int) (strstr(text, " scrypt-r=8") - text), text,
+				     strstr(text, " scrypt-r=8") + strlen(" scrypt-r=8")) > 0);
 		ASSERT_ERR(crypt_config_parse(odd, &back), -EBADMSG);
 		free(odd);
 	}
@@ -283,7 +286,7 @@ TEST(config_roundtrip_unlock_and_tamper)
 
 TEST(scrypt_params_bounds)
 {
-	struct crypt_scrypt_params p = { 1024, 8, 1 };
+	struct crypt_scrypt_params p = {1024, 8, 1};
 
 	ASSERT_TRUE(crypt_scrypt_params_valid(&p));
 	p.n = 1000;
@@ -385,7 +388,7 @@ static struct manifest *small_manifest(const char *name, const struct crypt_keys
 	d->label = strdup("none");
 	d->n_extents = 1;
 	d->extents = calloc(1, sizeof(*d->extents));
-	d->extents[0] = (struct manifest_extent){ 4096, 8192 };
+	d->extents[0] = (struct manifest_extent){4096, 8192};
 	d->used_bytes = 8192;
 	d->n_chunks = 1;
 	d->chunks = calloc(1, sizeof(*d->chunks));
@@ -432,11 +435,14 @@ TEST(sealed_manifests)
 	ASSERT_MEMEQ(opened, plain, pn);
 	free(opened);
 	ASSERT_ERR(crypt_manifest_open(&k, MANIFEST_KIND_SNAPSHOT, "web", sealed, sn,
-				       (void **) &opened, &on), -EBADMSG);
+				       (void **) &opened, &on),
+		   -EBADMSG);
 	ASSERT_ERR(crypt_manifest_open(&k, MANIFEST_KIND_IMAGE, "web2", sealed, sn,
-				       (void **) &opened, &on), -EBADMSG);
+				       (void **) &opened, &on),
+		   -EBADMSG);
 	ASSERT_ERR(crypt_manifest_open(&other, MANIFEST_KIND_IMAGE, "web", sealed, sn,
-				       (void **) &opened, &on), -EBADMSG);
+				       (void **) &opened, &on),
+		   -EBADMSG);
 	for (size_t i = 0; i < sn; i++) {
 		int r;
 
@@ -448,7 +454,8 @@ TEST(sealed_manifests)
 		sealed[i] ^= 4;
 	}
 	ASSERT_ERR(crypt_manifest_open(&k, MANIFEST_KIND_IMAGE, "web", sealed, sn - 1,
-				       (void **) &opened, &on), -EBADMSG);
+				       (void **) &opened, &on),
+		   -EBADMSG);
 	free(plain);
 	free(sealed);
 	manifest_free(m);
@@ -635,6 +642,39 @@ TEST(encrypted_store_lifecycle)
 	crypt_secret_free(pw2);
 	crypt_secret_free(kf);
 	crypt_secret_free(bad);
+	rm_rf(dir);
+}
+
+/* an incompressible 4 MiB chunk is stored raw: the largest chunk file there is */
+TEST(encrypted_store_full_raw_chunk)
+{
+	char *dir = make_tmpdir(), *path;
+	struct crypt_secret *pw = passphrase("pw");
+	uint8_t *in = malloc(CHUNK_SIZE_BYTES), *out = malloc(CHUNK_SIZE_BYTES);
+	struct chunk_id id;
+	struct stat st;
+	struct store *s;
+	uint64_t stored = 0;
+
+	fast_kdf();
+	ASSERT_OK(crypt_random(in, CHUNK_SIZE_BYTES));
+	ASSERT_OK(store_open_with_secret(dir, true, pw, &s));
+	store_chunk_id(s, in, CHUNK_SIZE_BYTES, &id);
+	ASSERT_EQ_I64(store_put_chunk(s, &id, in, CHUNK_SIZE_BYTES, &stored), 1);
+	ASSERT_EQ_U64(stored, CHUNK_FILE_HEADER_BYTES + CHUNK_SIZE_BYTES + CRYPT_TAG_BYTES);
+	path = chunk_path(dir, &id);
+	ASSERT_OK(stat(path, &st));
+	ASSERT_EQ_U64(st.st_size, stored);
+	ASSERT_OK(store_get_chunk(s, &id, out, CHUNK_SIZE_BYTES));
+	ASSERT_MEMEQ(in, out, CHUNK_SIZE_BYTES);
+	/* one byte more than that is never read */
+	ASSERT_OK(truncate(path, (off_t) stored + 1));
+	ASSERT_ERR(store_get_chunk(s, &id, out, CHUNK_SIZE_BYTES), -EBADMSG);
+	store_free(s);
+	free(path);
+	free(in);
+	free(out);
+	crypt_secret_free(pw);
 	rm_rf(dir);
 }
 

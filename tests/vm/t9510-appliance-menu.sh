@@ -41,6 +41,9 @@ test_expect_success QEMU 'capture from the menu: source, name, family, confirmat
 	console_choose "Source disk number (q to cancel): " "serial golden-sata," &&
 	console_answer "Image name [capture-" menu-golden &&
 	console_answer "Family (a label family=NAME, empty for none): " lab &&
+	: "a new store is encrypted: its passphrase, typed twice, never echoed" &&
+	console_answer "New passphrase: " "$IMAGER_PASSPHRASE" &&
+	console_answer "Repeat it: " "$IMAGER_PASSPHRASE" &&
 	console_expect "Capture /dev/sd" &&
 	console_expect "serial golden-sata, 512.0 MiB)" &&
 	console_answer "Type yes to capture: " yes &&
@@ -97,6 +100,7 @@ test_expect_success 'both runs left a report; the image carries family=lab' '
 	expect_eq "$(json_get flash.json ".disks[0].serial")" target-nvme &&
 	expect_eq "$(json_get flash.json ".disks[0].verify")" ok &&
 	data_rdump stick.img /store out &&
+	grep -qx "encryption=aes-256-gcm" out/store/config &&
 	"$IMAGER" images describe menu-golden --json --store out/store >describe.json &&
 	{ # the family field, or the label family=NAME (imager without families)
 		expect_eq "$(json_get describe.json ".family // empty")" lab ||

@@ -25,21 +25,21 @@
 #include "imager/chunk.h"
 #include "imager/manifest.h"
 
-#define CRYPT_KEY_BYTES 32      /* AES-256, HMAC-SHA-256 keys */
-#define CRYPT_NONCE_BYTES 12    /* the GCM nonce size NIST SP 800-38D recommends */
-#define CRYPT_TAG_BYTES 16
-#define CRYPT_KEY_ID_BYTES 8    /* names a data key in public; derived, not secret */
-#define CRYPT_STORE_ID_BYTES 16
-#define CRYPT_SALT_BYTES 16
-#define CRYPT_SLOT_ID_BYTES 4
-#define CRYPT_SLOTS_MAX 16
-#define CRYPT_PASSPHRASE_BYTES_MAX 1024
-#define CRYPT_KEY_FILE_BYTES_MIN 32 /* the key file itself is the entropy: at least 256 bits */
-#define CRYPT_KEY_FILE_BYTES_MAX 4096
+#define CRYPT_KEY_BYTES		     32 /* AES-256, HMAC-SHA-256 keys */
+#define CRYPT_NONCE_BYTES	     12 /* the GCM nonce size NIST SP 800-38D recommends */
+#define CRYPT_TAG_BYTES		     16
+#define CRYPT_KEY_ID_BYTES	     8 /* names a data key in public; derived, not secret */
+#define CRYPT_STORE_ID_BYTES	     16
+#define CRYPT_SALT_BYTES	     16
+#define CRYPT_SLOT_ID_BYTES	     4
+#define CRYPT_SLOTS_MAX		     16
+#define CRYPT_PASSPHRASE_BYTES_MAX   1024
+#define CRYPT_KEY_FILE_BYTES_MIN     32 /* the key file itself is the entropy: at least 256 bits */
+#define CRYPT_KEY_FILE_BYTES_MAX     4096
 #define CRYPT_KEY_FILE_BYTES_DEFAULT 64
 
 /* "hex" forms, with the NUL */
-#define CRYPT_KEY_ID_STRING_MAX (2 * CRYPT_KEY_ID_BYTES + 1)
+#define CRYPT_KEY_ID_STRING_MAX	 (2 * CRYPT_KEY_ID_BYTES + 1)
 #define CRYPT_SLOT_ID_STRING_MAX (2 * CRYPT_SLOT_ID_BYTES + 1)
 
 /* The store config's value for "encryption=" (docs/FORMAT.md, "config"). */
@@ -117,11 +117,11 @@ bool crypt_scrypt_params_valid(const struct crypt_scrypt_params *p);
 /* ---- the keys of an unlocked store ---- */
 
 struct crypt_keys {
-	uint8_t id_key[CRYPT_KEY_BYTES];             /* HMAC key naming chunks */
-	uint8_t chunk_key[CRYPT_KEY_BYTES];          /* AES-256-GCM key of chunk files */
-	uint8_t manifest_key[CRYPT_KEY_BYTES];       /* AES-256-GCM key of manifests */
+	uint8_t id_key[CRYPT_KEY_BYTES];	     /* HMAC key naming chunks */
+	uint8_t chunk_key[CRYPT_KEY_BYTES];	     /* AES-256-GCM key of chunk files */
+	uint8_t manifest_key[CRYPT_KEY_BYTES];	     /* AES-256-GCM key of manifests */
 	uint8_t manifest_nonce_key[CRYPT_KEY_BYTES]; /* HMAC key synthesising manifest nonces */
-	uint8_t key_id[CRYPT_KEY_ID_BYTES];          /* public name of the data key */
+	uint8_t key_id[CRYPT_KEY_ID_BYTES];	     /* public name of the data key */
 };
 
 int crypt_keys_derive(const uint8_t data_key[CRYPT_KEY_BYTES],
@@ -199,8 +199,8 @@ int crypt_manifest_open(const struct crypt_keys *k, enum manifest_kind kind, con
 struct store_crypt {
 	struct crypt_config cfg;
 	bool unlocked;
-	size_t unlocked_slot;               /* the slot the secret opened */
-	uint8_t data_key[CRYPT_KEY_BYTES];  /* kept to wrap it for new slots; wiped on free */
+	size_t unlocked_slot;		   /* the slot the secret opened */
+	uint8_t data_key[CRYPT_KEY_BYTES]; /* kept to wrap it for new slots; wiped on free */
 	struct crypt_keys keys;
 };
 

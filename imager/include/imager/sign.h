@@ -147,7 +147,7 @@ int sign_add(struct store *s, enum manifest_kind kind, const char *name, const s
 /*
  * For a capture, before store_put_manifest(@m): writes @m's .sig file with
  * one signature by @k over the bytes store_put_manifest() will write
- * (manifest_encode() is deterministic), replacing a stale .sig left by a
+ * (store_encode_manifest() is deterministic), replacing a stale .sig left by a
  * deleted image of the same name. So an image is signed from the moment it
  * is listed. With @k NULL, only removes a stale .sig. -EEXIST if manifest
  * @m->name exists already (its .sig is left alone).

@@ -15,6 +15,9 @@
 EXIT_REFUSED=4
 EXIT_NOT_FOUND=5
 
+# the key of an encrypted store: imager.keyfile=, the menu's passphrase
+. "$LIB/crypt.sh"
+
 # image_name_ok NAME: imager's image-name rule [a-z]([-a-z0-9]*[a-z0-9])?, at most 63
 image_name_ok() {
 	case $1 in
@@ -134,13 +137,18 @@ resolve_disks() {
 
 # resolve_image STORE IMAGE FAMILY: sets R_IMAGE (the image to flash), or R_ERROR/R_CODE
 resolve_image() {
-	local store=$1 image=$2 family=$3 n
+	local store=$1 image=$2 family=$3 n rc=0
 	R_IMAGE= R_ERROR= R_CODE=0
 	if [ -n "$image" ]; then
-		if image_name_ok "$image" &&
-			"$IMAGER" images describe "$image" --store "$store" >/dev/null 2>"$W/image.err"; then
-			R_IMAGE=$image
-			return 0
+		if image_name_ok "$image"; then
+			"$IMAGER" images describe "$image" --store "$store" >/dev/null 2>"$W/image.err" || rc=$?
+			[ $rc -ne 0 ] || { R_IMAGE=$image; return 0; }
+			if [ $rc -eq 6 ]; then
+				# an encrypted store without its key (crypt.sh): imager says why
+				R_ERROR=$(sed -e 's/^imager[a-z ]*: //' "$W/image.err" | head -n 1)
+				R_CODE=6
+				return $R_CODE
+			fi
 		fi
 		R_ERROR="there is no image '$image' in $store"
 		R_CODE=$EXIT_NOT_FOUND
@@ -342,6 +350,7 @@ parse_opt() {
 	imager.data) OPT_DATA=$v ;;
 	imager.settle) OPT_SETTLE=$v ;;
 	imager.debug) OPT_DEBUG=${v:-1} ;;
+	imager.keyfile) OPT_KEYFILE=$v ;; # crypt.sh
 	imager.*) return 1 ;;
 	esac
 	return 0

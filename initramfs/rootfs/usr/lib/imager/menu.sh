@@ -13,6 +13,8 @@
 . "$LIB/jobs.sh"
 load_env
 STORE=$(store_dir)
+# an encrypted store: its passphrase, once (crypt.sh)
+[ "${1:-}" = --shell-first ] || menu_unlock "$STORE" || true
 
 # ^C stops what the menu runs (imager, a shell command), not the menu
 trap 'say ""; say "(interrupted)"' INT
@@ -137,6 +139,8 @@ menu_capture() {
 		[ -z "$family" ] || image_name_ok "$family" && break
 		say "Families use a-z, 0-9 and '-', and start with a letter."
 	done
+	# a new store is made encrypted: its passphrase first (crypt.sh)
+	menu_unlock "$STORE" new || { pause; return; }
 	say ""
 	say "Capture $(disk_describe "$src")"
 	say "   into image '$name'${family:+ (family $family)} in $STORE."
