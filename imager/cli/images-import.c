@@ -13,9 +13,11 @@
 #include "cli.h"
 #include "import.h"
 #include "imager/blkdev.h"
+#include "imager/gc.h"
 #include "imager/manifest.h"
 #include "imager/store.h"
 #include "imager/vdisk.h"
+#include "lifecycle.h"
 #include "output.h"
 #include "store-key.h"
 #include "util/cleanup.h"
@@ -26,13 +28,12 @@ DEFINE_CLEANUP(struct vdisk *, vdisk_free)
 DEFINE_CLEANUP(struct store *, store_free)
 DEFINE_CLEANUP(struct manifest *, manifest_free)
 
-#define SOURCE_LABEL_KEY "source="
-
 struct import_ctx {
 	/* the caller's own decorate hook, called first */
 	int (*decorate)(struct manifest *m, void *userdata);
 	void *userdata;
-	char *label;
+	const char *source_path;
+	const char *format; /* "qcow2", "vmdk", "vhd", "vhdx", "raw", "tar" */
 };
 
 int import_exit_status(int r)
@@ -44,11 +45,13 @@ int import_exit_status(int r)
 	return exit_status_from_errno(r);
 }
 
+/*
+ * The manifest's SOURCE: the file (its base name) and its format, not the
+ * FUSE path the capture read.
+ */
 static int import_decorate(struct manifest *m, void *userdata)
 {
 	struct import_ctx *c = userdata;
-	size_t n = 0;
-	char **l;
 	int r;
 
 	if (c->decorate) {
@@ -56,46 +59,38 @@ static int import_decorate(struct manifest *m, void *userdata)
 		if (r < 0)
 			return r;
 	}
-	for (char **p = m->labels; p && *p; p++, n++)
-		if (startswith(*p, SOURCE_LABEL_KEY))
-			return 0; /* the user named the source: keep theirs */
-	if (n >= MANIFEST_LABELS_MAX) {
-		log_warning("Image has %zu labels already; not recording '%s'.", n, c->label);
-		return 0;
+	if (m->source.type != MANIFEST_SOURCE_FILE || !m->source.name) {
+		_cleanup_free_ char *copy = strdup(c->source_path);
+
+		if (!copy)
+			return log_oom();
+		manifest_source_done(&m->source);
+		m->source.type = MANIFEST_SOURCE_FILE;
+		m->source.name = strdup(basename(copy));
+		if (!m->source.name)
+			return log_oom();
 	}
-	l = reallocarray(m->labels, n + 2, sizeof(char *));
-	if (!l)
+	strv_free(m->source.nodes);
+	m->source.nodes = NULL;
+	free(m->source.format);
+	m->source.format = strdup(c->format);
+	if (!m->source.format)
 		return log_oom();
-	m->labels = l;
-	l[n] = strdup(c->label);
-	l[n + 1] = NULL;
-	if (!l[n])
-		return log_oom();
+	for (char *p = m->source.name; *p; p++)
+		if ((unsigned char) *p < 0x20 || *p == 0x7f)
+			*p = '?';
 	return 0;
 }
 
-/* "source=vdisk:qcow2:<basename>" or "source=tar:<basename>" */
-static int source_label(const char *path, const char *kind, char **ret)
-{
-	_cleanup_free_ char *copy = strdup(path);
-	char *s;
-
-	if (!copy)
-		return -ENOMEM;
-	if (asprintf(&s, SOURCE_LABEL_KEY "%s:%s", kind, basename(copy)) < 0)
-		return -ENOMEM;
-	for (char *c = s; *c; c++)
-		if ((unsigned char) *c < 0x20 || *c == 0x7f)
-			*c = '?';
-	*ret = s;
-	return 0;
-}
-
-/* Runs the capture of one disk file with our label added. */
-static int capture_one(struct capture_request *req, char *disk, const char *label)
+/* Runs the capture of one disk file, recording @source_path as the source. */
+static int capture_one(struct capture_request *req, char *disk, const char *source_path,
+		       const char *format)
 {
 	struct import_ctx ctx = {
-		.decorate = req->decorate, .userdata = req->userdata, .label = (char *) label,
+		.decorate = req->decorate,
+		.userdata = req->userdata,
+		.source_path = source_path,
+		.format = format,
 	};
 	struct capture_request r2 = *req;
 	char *disks[] = { disk, NULL };
@@ -132,8 +127,8 @@ static int open_error(int r, const char *path, const char *what, const char *rea
 }
 
 /* Exposes @v through FUSE and captures it; reports the vdisk's own read error if any. */
-static int capture_vdisk(struct vdisk *v, const char *source_path, struct capture_request *req,
-			 const char *label)
+static int capture_vdisk(struct vdisk *v, const char *source_path, const char *format,
+			 struct capture_request *req)
 {
 	_cleanup_free_ char *fuse_path = NULL;
 	struct vdisk_fuse *f = NULL;
@@ -156,8 +151,8 @@ static int capture_vdisk(struct vdisk *v, const char *source_path, struct captur
 	}
 	log_debug("Disk of '%s' served at '%s'.", source_path, fuse_path);
 
-	/* the capture would name the FUSE path; say it in terms of the source */
-	r = blkdev_new_from_path(vdisk_fuse_path(f), &d);
+	/* the capture would name the FUSE path: check first, and say it in terms of the source */
+	r = blkdev_new_from_path(fuse_path, &d);
 	why = vdisk_error(v, &verr);
 	if (r < 0 && why) {
 		f = vdisk_fuse_unmount(f);
@@ -166,13 +161,13 @@ static int capture_vdisk(struct vdisk *v, const char *source_path, struct captur
 	}
 	if (r == -EMEDIUMTYPE) {
 		f = vdisk_fuse_unmount(f);
-		return log_error_errno(r, "Cannot import '%s': its %s disk holds neither a partition "
+		return log_error_errno(r, "Cannot import '%s': its disk holds neither a partition "
 					  "table nor a file system, and is not blank.",
-				       source_path, vdisk_format_to_string(v->format));
+				       source_path);
 	}
 	d = blkdev_free(d);
 
-	r = capture_one(req, (char *) vdisk_fuse_path(f), label);
+	r = capture_one(req, fuse_path, source_path, format);
 	f = vdisk_fuse_unmount(f);
 	why = vdisk_error(v, &verr);
 	if (r < 0 && why)
@@ -189,54 +184,79 @@ static int import_vdisk(const char *source_path, const char *backing_path,
 			struct capture_request *req)
 {
 	_cleanup_(vdisk_freep) struct vdisk *v = NULL;
-	_cleanup_free_ char *reason = NULL, *label = NULL, *kind = NULL;
+	_cleanup_free_ char *reason = NULL;
+	const char *format;
 	int r;
 
 	r = vdisk_open(source_path, backing_path, &v, &reason);
 	if (r < 0)
 		return open_error(r, source_path, "Source disk", reason);
-	if (asprintf(&kind, "vdisk:%s", vdisk_format_to_string(v->format)) < 0)
-		return log_oom();
-	r = source_label(source_path, kind, &label);
-	if (r < 0)
-		return log_oom();
+	format = vdisk_format_to_string(v->format);
 	if (v->format == VDISK_RAW) {
 		/* a plain disk image needs no translation: capture the file itself */
 		v = vdisk_free(v);
-		return capture_one(req, (char *) source_path, label);
+		return capture_one(req, (char *) source_path, source_path, format);
 	}
-	return capture_vdisk(v, source_path, req, label);
+	return capture_vdisk(v, source_path, format, req);
+}
+
+/*
+ * Removes the raw chunks of a tar stream that no image or snapshot uses.
+ * Only under the EXCLUSIVE store lock, so that no capture in flight has
+ * found one of them present; if the store is busy they stay for gc.
+ */
+static void drop_raw_chunks(struct store *s, struct vdisk *v, const char *source_path)
+{
+	_cleanup_close_ int lock_fd = -EBADF;
+	int r;
+
+	r = store_lock(s, STORE_LOCK_EXCLUSIVE, false, &lock_fd);
+	if (r == -EAGAIN) {
+		log_notice("Store '%s' is in use: the raw chunks the import of '%s' wrote stay "
+			   "until 'imager store gc'.",
+			   store_path(s), source_path);
+		return;
+	}
+	if (r >= 0)
+		r = vdisk_chunks_drop_new(v);
+	if (r < 0)
+		log_warning_errno(r, "Cannot remove the raw chunks the import of '%s' wrote, "
+				     "ignoring ('imager store gc' removes them): %m",
+				  source_path);
+	else
+		log_debug("Removed %d raw chunks of '%s' that no image uses.", r, source_path);
 }
 
 static int import_tar(const char *source_path, struct capture_request *req)
 {
 	_cleanup_(store_freep) struct store *s = NULL;
 	_cleanup_(vdisk_freep) struct vdisk *v = NULL;
-	_cleanup_free_ char *reason = NULL, *label = NULL;
-	int r, k;
+	_cleanup_free_ char *reason = NULL;
+	int lock_fd = -EBADF, r;
 
 	r = cli_store_open(req->store_path, true, &s);
 	if (r < 0)
 		return r;
-	r = source_label(source_path, "tar", &label);
+	/* raw chunks are unreferenced until the capture publishes: keep gc away meanwhile */
+	r = cli_store_lock(s, STORE_LOCK_SHARED, true, &lock_fd);
 	if (r < 0)
+		return r;
+	r = vdisk_chunks_new(s, &v);
+	if (r < 0) {
+		safe_close(lock_fd);
 		return log_oom();
+	}
 
-	r = vdisk_import_tar(source_path, s, cli_progress, &req->progress, &v, &reason);
+	r = vdisk_chunks_stream_tar(v, source_path, cli_progress, &req->progress, &reason);
 	cli_progress_end(req->progress);
 	if (r < 0)
-		return open_error(r, source_path, "Source archive", reason);
-
-	r = capture_vdisk(v, source_path, req, label);
+		r = open_error(r, source_path, "Source archive", reason);
+	else
+		r = capture_vdisk(v, source_path, "tar", req);
 
 	/* the raw chunks are scaffolding: keep only those an image uses */
-	k = vdisk_chunks_drop_new(v, s);
-	if (k < 0)
-		log_warning_errno(k, "Cannot remove the raw chunks the import of '%s' wrote, "
-				     "ignoring (imager store gc removes them): %m",
-				  source_path);
-	else
-		log_debug("Removed %d raw chunks of '%s' that no image uses.", k, source_path);
+	lock_fd = safe_close(lock_fd);
+	drop_raw_chunks(s, v, source_path);
 	return r;
 }
 

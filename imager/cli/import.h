@@ -23,11 +23,14 @@ enum import_kind {
  * disk as a file (FUSE, vdisk_fuse_mount()), points req->disks at it, runs
  * capture_run() and cleans up: unmounts, and removes the raw chunks a tar
  * import wrote that the new image does not use. A raw file is captured
- * directly. Adds the label "source=vdisk:<format>:<basename>" or
- * "source=tar:<basename>" to the image (through req->decorate, after
- * calling the caller's own decorate). @backing_path: the backing file of a
- * qcow2 (NULL: a qcow2 with a backing file is refused). Logs its errors;
- * returns 0 or -errno (import_exit_status() maps it to an exit code).
+ * directly. Records the source in the manifest's SOURCE section: type
+ * "file", the file's base name, its format ("qcow2", "vmdk", "vhd", "vhdx",
+ * "raw" or "tar"), through req->decorate after calling the caller's own
+ * decorate. A tar import holds the store's SHARED lock while its raw chunks
+ * are unreferenced, and removes them under the EXCLUSIVE lock afterwards
+ * (if the store is busy they stay for gc). @backing_path: the backing file
+ * of a qcow2 (NULL: a qcow2 with a backing file is refused). Logs its
+ * errors; returns 0 or -errno (import_exit_status() maps it to an exit code).
  */
 int import_capture(const char *source_path, enum import_kind kind, const char *backing_path,
 		   struct capture_request *req);

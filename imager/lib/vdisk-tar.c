@@ -19,11 +19,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "imager/gc.h"
 #include "imager/manifest.h"
 #include "imager/store.h"
 #include "imager/vdisk.h"
 #include "util/cleanup.h"
 #include "util/log.h"
+
+DEFINE_CLEANUP(struct store_refs *, store_refs_free)
 
 #define TAR_MEMBER_NAME "disk.raw"
 #define TAR_READ_BLOCK_BYTES (UINT64_C(1) << 20)
@@ -148,70 +151,26 @@ static int map_pread(struct vdisk *v, void *buf_, size_t n, uint64_t offset_byte
 	return 0;
 }
 
-static int cmp_id(const void *a, const void *b)
+static int drop_added(struct chunk_map *m)
 {
-	return memcmp(a, b, CHUNK_ID_BYTES);
-}
-
-/* Every chunk ID any image in @s references, sorted. */
-static int referenced_ids(struct store *s, struct chunk_id **ret, size_t *ret_n)
-{
-	_cleanup_strv_free_ char **names = NULL;
-	_cleanup_free_ struct chunk_id *ids = NULL;
-	size_t n = 0, allocated = 0;
-	int r;
-
-	r = store_list_manifests(s, &names);
-	if (r < 0)
-		return r;
-	for (char **name = names; *name; name++) {
-		struct manifest *mf = NULL;
-
-		r = store_get_manifest(s, *name, &mf);
-		if (r == -ENOENT)
-			continue; /* deleted meanwhile */
-		if (r < 0)
-			/* a manifest we cannot read might reference anything: remove nothing */
-			return r;
-		for (size_t d = 0; d < mf->n_disks; d++)
-			for (size_t c = 0; c < mf->disks[d].n_chunks; c++) {
-				if (n == allocated) {
-					size_t a = allocated ? 2 * allocated : 1024;
-					struct chunk_id *x = reallocarray(ids, a, sizeof(*x));
-					if (!x) {
-						manifest_free(mf);
-						return -ENOMEM;
-					}
-					ids = x, allocated = a;
-				}
-				ids[n++] = mf->disks[d].chunks[c].id;
-			}
-		manifest_free(mf);
-	}
-	if (n > 0)
-		qsort(ids, n, sizeof(*ids), cmp_id);
-	*ret = TAKE_PTR(ids);
-	*ret_n = n;
-	return 0;
-}
-
-static int drop_added(struct chunk_map *m, struct store *s)
-{
-	_cleanup_free_ struct chunk_id *keep = NULL;
-	size_t n_keep = 0;
+	_cleanup_(store_refs_freep) struct store_refs *refs = NULL;
 	int r, removed = 0;
+	bool any = false;
 
-	r = referenced_ids(s, &keep, &n_keep);
+	for (size_t i = 0; i < m->n_entries && !any; i++)
+		any = m->entries[i].added;
+	if (!any)
+		return 0;
+	/* every image and snapshot: a chunk any of them names stays */
+	r = store_refs_load(m->store, &refs, NULL);
 	if (r < 0)
-		return r;
+		return r; /* a manifest we cannot read might reference anything: remove nothing */
 	for (size_t i = 0; i < m->n_entries; i++) {
 		struct map_entry *e = &m->entries[i];
 
-		if (!e->added)
+		if (!e->added || store_refs_count(refs, &e->id) > 0)
 			continue;
-		if (n_keep > 0 && bsearch(&e->id, keep, n_keep, sizeof(*keep), cmp_id))
-			continue;
-		r = store_remove_chunk(s, &e->id);
+		r = store_remove_chunk(m->store, &e->id);
 		if (r < 0)
 			return r;
 		removed += r;
@@ -220,20 +179,38 @@ static int drop_added(struct chunk_map *m, struct store *s)
 	return removed;
 }
 
-int vdisk_chunks_drop_new(struct vdisk *v, struct store *s)
+int vdisk_chunks_drop_new(struct vdisk *v)
 {
 	struct chunk_map *m = (struct chunk_map *) v;
 	int r;
 
-	if (!v || !s || v->format != VDISK_CHUNKS)
+	if (!v || v->format != VDISK_CHUNKS)
 		return -EINVAL;
-	r = drop_added(m, s);
+	r = drop_added(m);
 	if (r < 0)
 		return r;
 	/* the chunks may be gone: this disk cannot be read any more */
 	m->n_entries = 0;
 	v->size_bytes = 0;
 	return r;
+}
+
+int vdisk_chunks_new(struct store *s, struct vdisk **ret)
+{
+	struct chunk_map *m;
+
+	if (!s || !ret)
+		return -EINVAL;
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	vdisk_init(&m->v, VDISK_CHUNKS, 0);
+	pthread_mutex_init(&m->lock, NULL);
+	m->v.pread = map_pread;
+	m->v.close = map_close;
+	m->store = s;
+	*ret = &m->v;
+	return 0;
 }
 
 /* --- the stream ---------------------------------------------------------------- */
@@ -419,23 +396,24 @@ static int stream_tar(struct archive *a, struct stream *st, char **ret_reason)
 	return 0;
 }
 
-int vdisk_import_tar(const char *path, struct store *s, progress_fn progress, void *userdata,
-		     struct vdisk **ret, char **ret_reason)
+int vdisk_chunks_stream_tar(struct vdisk *v, const char *path, progress_fn progress,
+			    void *userdata, char **ret_reason)
 {
+	struct chunk_map *m = (struct chunk_map *) v;
 	_cleanup_(archive_freep) struct archive *a = NULL;
 	_cleanup_free_ uint8_t *buf = NULL;
-	struct chunk_map *m;
 	struct stream st = {
-		.index = UINT64_MAX, .progress = progress, .userdata = userdata,
+		.m = m, .index = UINT64_MAX, .progress = progress, .userdata = userdata,
 	};
 	int r;
 
-	if (!path || !s || !ret)
+	if (!v || v->format != VDISK_CHUNKS || !path || v->size_bytes != 0 || m->n_entries != 0)
 		return -EINVAL;
 	a = archive_read_new();
 	buf = malloc(CHUNK_SIZE_BYTES);
 	if (!a || !buf)
 		return -ENOMEM;
+	st.buf = buf;
 	if (archive_read_support_filter_gzip(a) != ARCHIVE_OK ||
 	    archive_read_support_filter_none(a) != ARCHIVE_OK ||
 	    archive_read_support_format_gnutar(a) != ARCHIVE_OK ||
@@ -448,33 +426,14 @@ int vdisk_import_tar(const char *path, struct store *s, progress_fn progress, vo
 		return vdisk_reason(ret_reason, -EBADMSG, "not a readable tar archive: %s",
 				    archive_error_string(a) ?: "unknown error");
 	}
-
-	m = calloc(1, sizeof(*m));
-	if (!m)
-		return -ENOMEM;
-	vdisk_init(&m->v, VDISK_CHUNKS, 0);
-	pthread_mutex_init(&m->lock, NULL);
-	m->v.pread = map_pread;
-	m->v.close = map_close;
-	m->store = s;
-	st.m = m;
-	st.buf = buf;
 	clock_gettime(CLOCK_MONOTONIC, &st.start);
 	st.last = st.start;
 
 	r = stream_tar(a, &st, ret_reason);
-	if (r < 0) {
-		int k = drop_added(m, s);
-		if (k < 0)
-			log_debug_errno(k, "Cannot remove the chunks of a failed import, ignoring: %m");
-		else
-			log_debug("Removed %d chunks the failed import had stored.", k);
-		vdisk_free(&m->v);
-		return r;
-	}
+	if (r < 0)
+		return r; /* the chunks stored so far stay listed for vdisk_chunks_drop_new() */
 	m->v.size_bytes = st.size_bytes;
 	log_debug("tar import: %llu bytes, %zu non-zero chunks", (unsigned long long) st.size_bytes,
 		  m->n_entries);
-	*ret = &m->v;
 	return 0;
 }

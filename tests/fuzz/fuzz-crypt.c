@@ -9,8 +9,11 @@
  *   1: a sealed manifest (crypt_manifest_open) under fixed keys: what opens
  *      must seal back to the same bytes (sealing is deterministic);
  *   2: an encrypted chunk file (chunk_decode_sealed) under the same keys.
- * The seeds (tests/fuzz/corpus/crypt) are valid inputs of each kind made
- * with these keys: `fuzz-crypt --make-seeds DIR` writes them.
+ * The seeds (tests/fuzz/corpus/crypt) are valid inputs of each kind, made
+ * once with the library: a config with a passphrase slot ("fuzz", N = 2^10)
+ * and a key-file slot (32 bytes 0x07); corpus/manifest/tiny-gpt sealed under
+ * fixed_keys() as image "web"; a compressible and a raw chunk sealed under
+ * them, each followed by the 32-byte ID it was sealed for.
  */
 #include "fuzz.h"
 #include "imager/chunk.h"
@@ -33,7 +36,7 @@ static void fixed_keys(struct crypt_keys *k)
 
 static void config(const uint8_t *data, size_t size)
 {
-	_cleanup_free_ char *text = NULL, *again = NULL;
+	_cleanup_free_ char *text = NULL, *again = NULL, *third = NULL;
 	_cleanup_free_ struct crypt_config *c = calloc(1, sizeof(*c)), *d = calloc(1, sizeof(*d));
 	struct crypt_secret *pw = NULL;
 	uint8_t dk[CRYPT_KEY_BYTES];
@@ -51,7 +54,8 @@ static void config(const uint8_t *data, size_t size)
 	FUZZ_CHECK(c->n_slots >= 1 && c->n_slots <= CRYPT_SLOTS_MAX);
 	FUZZ_CHECK(crypt_config_format(c, &again) == 0);
 	FUZZ_CHECK(crypt_config_parse(again, d) == 0);
-	FUZZ_CHECK(memcmp(c, d, sizeof(*c)) == 0);
+	FUZZ_CHECK(crypt_config_format(d, &third) == 0);
+	FUZZ_CHECK(strcmp(again, third) == 0);
 	for (size_t i = 0; i < c->n_slots; i++)
 		if (c->slots[i].kind == CRYPT_SECRET_PASSPHRASE &&
 		    c->slots[i].scrypt.n * c->slots[i].scrypt.r * c->slots[i].scrypt.p >

@@ -45,7 +45,7 @@ check_import() {
 	"$IMAGER" flash "$name" "$name.flash" --yes >/dev/null &&
 	same_used_blocks "$name.ref" "$name.flash" &&
 	"$IMAGER" images describe "$name" --json >"$name.desc" &&
-	jq -e ".labels == [\"source=vdisk:$fmt:$(basename "$file")\"]" "$name.desc" >/dev/null &&
+	jq -e ".source == {type: \"file\", name: \"$(basename "$file")\", format: \"$fmt\", digest: null, nodes: []}" "$name.desc" >/dev/null &&
 	jq -e ".disks[0].used < $((48 << 20))" "$name.desc" >/dev/null &&
 	rm -f "$name.ref" "$name.flash"
 }
@@ -124,7 +124,7 @@ test_expect_success ROOT 'VHD fixed and dynamic (qemu-img -O vpc), VHDX' '
 	check_import vhdx disk.vhdx vhdx
 '
 
-test_expect_success 'raw: captured directly, labelled as a raw vdisk' '
+test_expect_success 'raw: captured directly, recorded as a raw file' '
 	cp --sparse=always gpt.img plain.raw &&
 	check_import raw plain.raw raw
 '
@@ -166,7 +166,8 @@ test_expect_success ROOT 'GNU sparse tar.gz (old-GNU format): streamed, raw chun
 	comm -13 before.files after.files >new.files && test_cmp expected.new new.files &&
 	"$IMAGER" flash from-tar tar.flash --yes >/dev/null &&
 	same_used_blocks gpt.img tar.flash &&
-	"$IMAGER" images describe from-tar --json | jq -e ".labels == [\"source=tar:disk.tar.gz\"]" &&
+	"$IMAGER" images describe from-tar --json |
+		jq -e ".source.type == \"file\" and .source.name == \"disk.tar.gz\" and .source.format == \"tar\"" &&
 	d1=$("$IMAGER" images describe q3 --json | jq -r .digest) &&
 	d2=$("$IMAGER" images describe from-tar --json | jq -r .digest) &&
 	expect_eq "$d2" "$d1" "content digest of the tar import" &&

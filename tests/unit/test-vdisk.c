@@ -376,7 +376,8 @@ TEST(tar_import_reads_back_and_drops_its_chunks)
 	    !mkdtemp(dir))
 		abort();
 	ASSERT_OK(store_open(dir, true, &s));
-	ASSERT_OK(vdisk_import_tar(tar, s, NULL, NULL, &v, &why));
+	ASSERT_OK(vdisk_chunks_new(s, &v));
+	ASSERT_OK(vdisk_chunks_stream_tar(v, tar, NULL, NULL, &why));
 	ASSERT_EQ_U64(v->size_bytes, size);
 	pattern(expect + CHUNK_SIZE_BYTES + 5, 1000, 3);
 	pattern(expect + size - 512, 512, 4);
@@ -385,19 +386,25 @@ TEST(tar_import_reads_back_and_drops_its_chunks)
 	ASSERT_OK(vdisk_pread(v, buf, 10, size - 10));
 	ASSERT_MEMEQ(buf, expect + size - 10, 10);
 	/* two non-zero chunks were stored; no image uses them: both go */
-	ASSERT_EQ_I64(vdisk_chunks_drop_new(v, s), 2);
+	ASSERT_EQ_I64(vdisk_chunks_drop_new(v), 2);
 	vdisk_free(v);
 	v = NULL;
 
 	t2 = make_tar(wrong, 1, size);
 	free(why), why = NULL;
-	ASSERT_ERR(vdisk_import_tar(t2, s, NULL, NULL, &v, &why), -EBADMSG);
+	ASSERT_OK(vdisk_chunks_new(s, &v));
+	ASSERT_ERR(vdisk_chunks_stream_tar(v, t2, NULL, NULL, &why), -EBADMSG);
 	ASSERT_TRUE(why && strstr(why, "'disk.img' is not 'disk.raw'"));
+	ASSERT_EQ_I64(vdisk_chunks_drop_new(v), 0); /* refused before any data */
+	vdisk_free(v);
 	t3 = make_tar(two, 2, size);
 	free(why), why = NULL;
-	ASSERT_ERR(vdisk_import_tar(t3, s, NULL, NULL, &v, &why), -EBADMSG);
+	ASSERT_OK(vdisk_chunks_new(s, &v));
+	ASSERT_ERR(vdisk_chunks_stream_tar(v, t3, NULL, NULL, &why), -EBADMSG);
 	ASSERT_TRUE(why && strstr(why, "another member, 'more'"));
-	/* the failed import removed the chunks it had stored */
+	/* the failed stream had stored disk.raw's two chunks: they can be dropped */
+	ASSERT_EQ_I64(vdisk_chunks_drop_new(v), 2);
+	vdisk_free(v);
 	{
 		struct chunk_id id;
 

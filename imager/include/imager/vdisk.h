@@ -12,7 +12,7 @@
  * clusters, extended L2 entries, an explicitly given backing file);
  * VMDK monolithicSparse and streamOptimized (libvmdk); VHD fixed and
  * dynamic, and VHDX (libvhdi); and a disk assembled from store chunks
- * (vdisk_import_tar()).
+ * (vdisk_chunks_new(), vdisk_chunks_stream_tar()).
  *
  * All reads may come from several threads at once (the FUSE server in
  * vdisk-fuse.c runs a thread pool); backends serialise what must be.
@@ -116,31 +116,38 @@ int vdisk_open_vhdi(int fd, const char *path, enum vdisk_format format, struct v
 		    char **ret_reason);
 
 /*
- * Streams the tar at @path (gzip-compressed or not; ustar, pax or GNU,
- * sparse members included) once, without unpacking it: the archive must hold
- * exactly one regular member, named "disk.raw". Every non-zero
- * CHUNK_SIZE_BYTES-aligned chunk of it goes into @s as it streams by; the
- * returned vdisk then reads the disk back from those chunks (re-verified on
- * every read, a few decoded chunks cached). The chunks this call newly added
- * to @s are remembered: vdisk_chunks_drop_new() removes them afterwards.
- * On failure nothing it added stays in the store.
- * Errors: -EBADMSG (not a tar, truncated, a member other than disk.raw,
- * a bad size), -EFBIG, -errno; *ret_reason says which.
- * @progress (may be NULL) gets phase "import" reports: done/total bytes of
- * the disk.
+ * A disk assembled from chunks of @s (which must outlive it): empty (size 0)
+ * until vdisk_chunks_stream_tar() fills it.
  */
-int vdisk_import_tar(const char *path, struct store *s, progress_fn progress, void *userdata,
-		     struct vdisk **ret, char **ret_reason);
+int vdisk_chunks_new(struct store *s, struct vdisk **ret);
 
 /*
- * For a vdisk from vdisk_import_tar(): removes from @s every chunk the
- * import newly wrote that no image in @s references (the image just
- * captured from it keeps the chunks it shares). Also drops the vdisk's
- * chunk map, so it must not be read afterwards. Returns the number of
- * chunks removed, or -errno. Chunks referenced by a capture still running
- * in parallel but not yet published could be removed: see docs/IMPORT.md.
+ * Streams the tar at @path (gzip-compressed or not; ustar, pax or GNU,
+ * sparse members included) once, without unpacking it, into @v (from
+ * vdisk_chunks_new()): the archive must hold exactly one regular member,
+ * named "disk.raw". Every non-zero CHUNK_SIZE_BYTES-aligned chunk of it goes
+ * into the store as it streams by; afterwards @v reads the disk back from
+ * those chunks (re-verified on every read, a few decoded chunks cached).
+ * The chunks newly added to the store are remembered, also when the stream
+ * fails: vdisk_chunks_drop_new() removes them.
+ * Errors: -EBADMSG (not a tar, truncated, a member other than disk.raw, a
+ * bad size), -EFBIG, -ENOENT, -errno; *ret_reason says which.
+ * @progress (may be NULL) gets phase "import" reports: bytes of the disk
+ * streamed so far, of its size.
  */
-int vdisk_chunks_drop_new(struct vdisk *v, struct store *s);
+int vdisk_chunks_stream_tar(struct vdisk *v, const char *path, progress_fn progress,
+			    void *userdata, char **ret_reason);
+
+/*
+ * For a vdisk from vdisk_chunks_new(): removes from its store every chunk
+ * the stream newly wrote that no image or snapshot references (an image
+ * captured from it keeps the chunks it shares). Refuses (-EBADMSG) if a
+ * manifest cannot be read. The caller must hold the store lock EXCLUSIVE
+ * (gc.h): a capture in flight may have found one of these chunks present.
+ * Empties @v: it must not be read afterwards. Returns the number of chunks
+ * removed, or -errno.
+ */
+int vdisk_chunks_drop_new(struct vdisk *v);
 
 /*
  * Exposes @v as a file: a private, read-only FUSE file system mounted on a
