@@ -88,8 +88,8 @@ static void help(void)
 	       "     --freeze            freeze mounted ext4 file systems (--source-disk)\n"
 	       "     --progress=MODE     auto, tty, json or none\n"
 	       "     --report FILE       write a JSON report of the run (also on failure)\n\n"
-	       "Only the blocks the disk's file systems use are stored. An import gets the\n"
-	       "label source=vdisk:FORMAT:FILE or source=tar:FILE.\n",
+	       "Only the blocks the disk's file systems use are stored. An import records\n"
+	       "the file and its format (qcow2, vmdk, vhd, vhdx, raw, tar) as its source.\n",
 	       IMAGER_STORE_DEFAULT);
 }
 

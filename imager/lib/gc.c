@@ -185,7 +185,8 @@ int store_refs_load(struct store *s, struct store_refs **ret, char **ret_bad)
 		}
 	}
 
-	qsort(all, n_all, sizeof(*all), cmp_id);
+	if (n_all > 0) /* qsort(NULL, 0) is undefined behaviour */
+		qsort(all, n_all, sizeof(*all), cmp_id);
 	refs->refs = calloc(MAX(n_all, (size_t) 1), sizeof(*refs->refs));
 	if (!refs->refs)
 		return -ENOMEM;

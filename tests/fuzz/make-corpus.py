@@ -265,8 +265,10 @@ def gen_manifest_and_chunk():
 
     store = path('store')
     for img, name in (('disk.img', 'tiny-gpt'), ('dos.img', 'tiny-dos')):
-        subprocess.run([IMAGER, 'capture', path(img), '--image', name, '--store', store,
-                        '--progress=none', '--description', 'fuzz seed', '--label', 'k=v'],
+        # a plain store: sealed (encrypted) manifests and chunks are another parser
+        subprocess.run([IMAGER, '--no-encryption', 'capture', path(img), '--image', name,
+                        '--store', store, '--progress=none', '--description', 'fuzz seed',
+                        '--label', 'k=v'],
                        check=True, env=env, stdout=subprocess.DEVNULL)
     for m in sorted(glob.glob(os.path.join(store, 'images', '*.manifest'))):
         with open(m, 'rb') as f:
