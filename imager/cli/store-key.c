@@ -31,13 +31,10 @@ bool arg_no_encryption;
 
 /* The secret that unlocked a store in this process: a second open asks no second time. */
 static struct crypt_secret *cached_secret;
-static const char *cached_source; /* for messages: "key file 'x'", "$IMAGER_PASSPHRASE"... */
-static char *cached_source_buf;
 
 static void __attribute__((destructor)) secret_cache_wipe(void)
 {
 	cached_secret = crypt_secret_free(cached_secret);
-	free(cached_source_buf);
 }
 
 int cli_strip_key_options(int argc, char *argv[])
@@ -249,12 +246,9 @@ static int open_error(int r, const char *path)
 	}
 }
 
-static void remember(struct crypt_secret *secret, const char *source)
+static void remember(struct crypt_secret *secret)
 {
-	cached_secret = crypt_secret_free(cached_secret);
-	free(cached_source_buf);
-	cached_source_buf = source ? strdup(source) : NULL;
-	cached_source = cached_source_buf;
+	crypt_secret_free(cached_secret);
 	cached_secret = secret;
 }
 
@@ -285,7 +279,7 @@ static int unlock(struct store *s, const char *path)
 			return typed == -EACCES || typed == -ECANCELED ? -EACCES : typed;
 		r = store_unlock(s, secret);
 		if (r >= 0) {
-			remember(TAKE_PTR(secret), source);
+			remember(TAKE_PTR(secret));
 			return 0;
 		}
 		if (r != -EKEYREJECTED)
@@ -323,7 +317,7 @@ static int store_open_full(const char *path, bool create, bool quiet_missing, st
 			return rejected(path, secret->kind == CRYPT_SECRET_KEY_FILE ? "key file"
 										    : "passphrase");
 		if (r >= 0 && secret)
-			remember(TAKE_PTR(secret), NULL);
+			remember(TAKE_PTR(secret));
 		if (r >= 0 && !arg_quiet)
 			log_info("Created store '%s' (%s).", path,
 				 store_is_encrypted(s) ? "encrypted, " CRYPT_CIPHER_NAME

@@ -236,7 +236,7 @@ int store_open_with_secret(const char *path, bool create, const struct crypt_sec
 	}
 out:
 	if (secret)
-		memset(data_key, 0, sizeof(data_key));
+		explicit_bzero(data_key, sizeof(data_key)); /* never optimised away */
 	if (r < 0) {
 		log_debug_errno(r, "'%s' is not a usable store: %m", path);
 		return r;

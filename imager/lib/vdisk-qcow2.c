@@ -168,6 +168,16 @@ static int check_l2_entry(const struct qcow2 *q, uint64_t e, uint64_t bitmap, co
 		return 0;
 	}
 	uint64_t host = e & QCOW2_OFFSET_MASK;
+	/*
+	 * The bytes of the cluster the entry uses. With extended L2 entries
+	 * that is up to its last allocated subcluster: qemu writes no more, so
+	 * a qcow2 (qemu-img check: clean) may end inside its last cluster.
+	 */
+	uint64_t used = q->cluster_bytes;
+	if (q->extended_l2)
+		used = (uint32_t) bitmap == 0 ? 0
+					      : (uint64_t) (32 - __builtin_clz((uint32_t) bitmap)) *
+							(q->cluster_bytes / QCOW2_SUBCLUSTERS);
 	if (e & QCOW2_L2E_STD_RESERVED & ~(q->extended_l2 ? QCOW2_OFLAG_ZERO : 0))
 		return vdisk_reason(ret_reason, -EBADMSG, "%s has reserved bits set (0x%016llx)",
 				    where, (unsigned long long) e);
@@ -175,7 +185,7 @@ static int check_l2_entry(const struct qcow2 *q, uint64_t e, uint64_t bitmap, co
 		return vdisk_reason(ret_reason, -EBADMSG,
 				    "%s points to byte %llu, which is not cluster-aligned", where,
 				    (unsigned long long) host);
-	if (host != 0 && (host > q->file_bytes || q->file_bytes - host < q->cluster_bytes))
+	if (host != 0 && (host > q->file_bytes || q->file_bytes - host < used))
 		return vdisk_reason(ret_reason, -EBADMSG,
 				    "%s points to a cluster at byte %llu, past the end of the file "
 				    "(%llu bytes)",
@@ -686,7 +696,8 @@ static int qcow2_pread(struct vdisk *v, void *buf_, size_t n, uint64_t offset_by
 			break;
 		case DATA:
 			/* checked when opened; the file could have shrunk since */
-			if (host == 0 || host > q->file_bytes || q->file_bytes - host < q->cluster_bytes)
+			if (host == 0 || host > q->file_bytes ||
+			    q->file_bytes - host < in_cluster + seg)
 				return vdisk_set_error(v, -EBADMSG,
 						       "the cluster for byte %llu lies past the end of "
 						       "the file",

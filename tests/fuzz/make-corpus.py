@@ -7,6 +7,8 @@ itself for manifests and chunk files), each wrapped in the parameter header
 its target reads. Run it through `make fuzz-corpus` (IMAGER must be built).
 Regression inputs (tests/fuzz/corpus/*/regress-*) are kept; everything else
 in a target's directory is replaced. The whole corpus must stay under 2 MiB.
+Running it twice gives the same bytes except where a tool takes random IDs
+or the time (fdisk -b 4096, qemu-img's VMDK and VHD, the manifests' times).
 """
 
 import glob
@@ -132,9 +134,12 @@ def gen_ptable():
     blank('gpt.img', 8 * MIB)
     run('sfdisk', '-q', path('gpt.img'), stdin=b'label: gpt\n'
         b'label-id: 0FC63DAF-8483-4772-8E79-3D69D8477DE4\n'
-        b'start=2048, size=4096, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name="EFI System", attrs="RequiredPartition LegacyBIOSBootable"\n'
-        b'size=2048, type=21686148-6449-6E6F-744E-656564454649\n'
-        b'type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name="root"\n')
+        b'start=2048, size=4096, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name="EFI System", '
+        b'attrs="RequiredPartition LegacyBIOSBootable", uuid=F0220000-0006-4000-8000-000000000001\n'
+        b'size=2048, type=21686148-6449-6E6F-744E-656564454649, '
+        b'uuid=F0220000-0006-4000-8000-000000000002\n'
+        b'type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name="root", '
+        b'uuid=F0220000-0006-4000-8000-000000000003\n')
     ptable_seed('gpt-512', 'gpt.img', 512)
 
     # the primary header damaged: read from the backup
@@ -218,6 +223,16 @@ def mkext(name, size, *opts, files=BOOT_FILES):
     run('mke2fs', '-F', '-q', '-U', 'd6e5b3a8-6000-4000-8000-000000000006',
         '-E', 'hash_seed=d6e5b3a8-6000-4000-8000-000000000066,root_owner=0:0',
         *opts, '-d', d, path(name), str(size // 1024) + 'k')
+    # mke2fs -d copies each file's ctime and atime and stamps crtime: pin them
+    cmds = ''
+    for root, dirs, names in os.walk(d):
+        for n in dirs + names:
+            p = '/' + os.path.relpath(os.path.join(root, n), d)
+            cmds += ''.join('sif "%s" %s @%d\n' % (p, f, EPOCH)
+                            for f in ('atime', 'ctime', 'crtime'))
+    if cmds:
+        subprocess.run(['debugfs', '-w', '-f', '-', path(name)], input=cmds.encode(), check=True,
+                       env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def gen_extfs():
@@ -249,8 +264,10 @@ def gen_manifest_and_chunk():
     blank('disk.img', 16 * MIB)
     run('sfdisk', '-q', path('disk.img'), stdin=b'label: gpt\n'
         b'label-id: 8E5A3F00-0006-4000-8000-000000000006\n'
-        b'start=2048, size=8192, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name="ESP"\n'
-        b'start=10240, size=20480, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name="root"\n')
+        b'start=2048, size=8192, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name="ESP", '
+        b'uuid=F0220000-0006-4000-8000-000000000011\n'
+        b'start=10240, size=20480, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name="root", '
+        b'uuid=F0220000-0006-4000-8000-000000000012\n')
     mkfat('esp.img', 4096, '-F', '16', '-s', '1')
     mkext('root.img', 10 * MIB, '-t', 'ext4', '-b', '4096', '-N', '64')
     for img, start in (('esp.img', 2048), ('root.img', 10240)):
@@ -270,6 +287,15 @@ def gen_manifest_and_chunk():
                         '--store', store, '--progress=none', '--description', 'fuzz seed',
                         '--label', 'k=v'],
                        check=True, env=env, stdout=subprocess.DEVNULL)
+    # deprecation records: every field set, and a bare one
+    for args in (['tiny-gpt', '--state', 'DEPRECATED', '--replacement', 'tiny-dos',
+                  '--obsolete-on', '2030-01-01T00:00:00Z', '--delete-on', '2031-01-01T00:00:00Z'],
+                 ['tiny-dos', '--state', 'ACTIVE', '--deprecate-on', '2029-06-01T00:00:00Z']):
+        subprocess.run([IMAGER, 'images', 'deprecate', *args, '--store', store], check=True,
+                       env=env, stdout=subprocess.DEVNULL)
+    for f in sorted(glob.glob(os.path.join(store, 'images', '*.deprecation'))):
+        with open(f, 'rb') as fd:
+            add('deprecation', os.path.basename(f).split('.')[0], fd.read())
     for m in sorted(glob.glob(os.path.join(store, 'images', '*.manifest'))):
         with open(m, 'rb') as f:
             add('manifest', os.path.basename(m).split('.')[0], f.read())
@@ -339,16 +365,29 @@ def gen_vdisk():
     add('vdisk', 'raw', noise(4096))
 
 
+def tar_fixed_sparse_name(data):
+    """GNU tar names a pax sparse member GNUSparseFile.<pid>: fix the name
+    (and the header checksum) so that the seed is the same on every run."""
+    data = bytearray(data)
+    for off in range(0, len(data) - 511, 512):
+        if data[off:off + 16] == b'./GNUSparseFile.':
+            data[off:off + 100] = b'./GNUSparseFile.0/disk.raw'.ljust(100, b'\0')
+            data[off + 148:off + 156] = b' ' * 8
+            data[off + 148:off + 156] = b'%06o\0 ' % sum(data[off:off + 512])
+    return bytes(data)
+
+
 def gen_tar():
     raw_disk('disk.raw', 1 * MIB)
     d = os.path.dirname(path('disk.raw'))
     common = ['--owner=0', '--group=0', '--numeric-owner', '--mtime=@%d' % EPOCH, '-C', d]
     for name, opts in (('gnu-sparse', ['--format=gnu', '-S']),
-                       ('pax-sparse', ['--format=pax', '-S']),
+                       ('pax-sparse', ['--format=pax', '-S', '--pax-option',
+                                       'exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime']),
                        ('ustar', ['--format=ustar'])):
         run('tar', '-cf', path(name), *opts, *common, 'disk.raw')
     add('tar', 'gnu-sparse', read('gnu-sparse'))
-    add('tar', 'pax-sparse', read('pax-sparse'))
+    add('tar', 'pax-sparse', tar_fixed_sparse_name(read('pax-sparse')))
     add('tar', 'gnu-sparse.gz', gzip.compress(read('gnu-sparse'), 9, mtime=0))
     # a plain ustar member is 1 MiB of mostly zeros: only its gzip'ed form
     add('tar', 'ustar.gz', gzip.compress(read('ustar'), 9, mtime=0))
@@ -386,7 +425,7 @@ def main():
         total += os.path.getsize(f)
     for target in sorted(os.listdir(CORPUS)):
         files = glob.glob(os.path.join(CORPUS, target, '*'))
-        print('%-10s %3d inputs %8d bytes' % (target, len(files),
+        print('%-12s %3d inputs %8d bytes' % (target, len(files),
                                                 sum(os.path.getsize(f) for f in files)))
     print('total %d bytes' % total)
     if total > CORPUS_BYTES_MAX:

@@ -46,7 +46,7 @@ summary() { # target rc
 		grep -E 'ERROR|SUMMARY|invariant|Test unit written|^    #[0-9]' "$log" | head -40 |
 			sed 's/^/#   /'
 	fi
-	printf '%-10s %10s execs in %ss, corpus %s+%s inputs: %s\n' "$t" "${execs:-?}" \
+	printf '%-12s %10s execs in %ss, corpus %s+%s inputs: %s\n' "$t" "${execs:-?}" \
 		"$FUZZ_SECONDS" "$(ls tests/fuzz/corpus/$t | wc -l)" "$corpus" "$status"
 }
 

@@ -13,11 +13,11 @@ SECRET=IMAGER-SECRET-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
 make_secret_disk() {
 	rm -rf root && mkdir -p root/etc &&
 	for i in $(seq 2000); do echo "line $i: the password is $SECRET"; done >root/etc/notes.txt &&
-	{ head -c 5M /dev/urandom; printf "%s" "$SECRET"; head -c 5M /dev/urandom; } >root/blob.bin &&
+	{ head -c 8M /dev/urandom; printf "%s" "$SECRET"; head -c 8M /dev/urandom; } >root/blob.bin &&
 	truncate -s 64M "$1" &&
 	printf 'label: gpt\nstart=1MiB, type=%s, name="%s"\n' "$DISKS_TYPE_LINUX" "$SECRET" |
 		sfdisk -q --no-reread --no-tell-kernel "$1" >/dev/null &&
-	mke2fs -q -F -t ext4 -L secretfs -d root part.ext4 62M &&
+	mke2fs -q -F -t ext4 -b 4096 -L secretfs -d root part.ext4 62M &&
 	dd if=part.ext4 of="$1" bs=1M seek=1 conv=notrunc status=none &&
 	rm -f part.ext4
 }

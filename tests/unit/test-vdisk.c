@@ -172,6 +172,51 @@ TEST(qcow2_v2_reads_the_same)
 	free(q.file);
 }
 
+/*
+ * Extended L2 entries (qemu-img create -o extended_l2=on): qemu writes only
+ * the subclusters it allocates, so the file may end inside its last data
+ * cluster (found by tests/fuzz/make-corpus.py: qemu-io "write 0 4k" on a
+ * fresh image, which qemu-img check calls clean).
+ */
+TEST(qcow2_extended_l2_last_cluster_cut_short)
+{
+	const uint64_t sub = CL / 32;
+	struct q q = { .n = 3 * CL + 2 * sub };
+	_cleanup_free_ char *path = NULL, *why = NULL, *why2 = NULL;
+	_cleanup_free_ uint8_t *buf = malloc(CL), *expect = calloc(1, CL);
+	struct vdisk *v = NULL;
+
+	q.file = calloc(1, q.n);
+	memcpy(q.file, "QFI\xfb", 4);
+	put32(q.file + 4, 3);
+	put32(q.file + 20, 16);
+	put64(q.file + 24, DISK_BYTES);
+	put32(q.file + 36, 1);
+	put64(q.file + 40, 1 * CL);
+	put64(q.file + 72, UINT64_C(1) << 4); /* incompatible: extended L2 */
+	put32(q.file + 96, 4);
+	put32(q.file + 100, 104);
+	put64(q.file + 1 * CL, (UINT64_C(1) << 63) | (2 * CL));
+	/* guest cluster 0: subclusters 0 and 1 allocated (all the file holds), 5 zero */
+	put64(q.file + 2 * CL, (UINT64_C(1) << 63) | (3 * CL));
+	put64(q.file + 2 * CL + 8, 0x3 | (UINT64_C(1) << (32 + 5)));
+	pattern(q.file + 3 * CL, 2 * sub, 7);
+	pattern(expect, 2 * sub, 7);
+
+	path = write_tmp(&q);
+	ASSERT_OK(vdisk_open(path, NULL, &v, &why));
+	ASSERT_OK(vdisk_pread(v, buf, CL, 0));
+	ASSERT_MEMEQ(buf, expect, CL);
+	vdisk_free(v);
+	unlink(path);
+
+	/* subcluster 2 allocated too: it would lie past the end of the file */
+	put64(q.file + 2 * CL + 8, 0x7);
+	ASSERT_ERR(try_open(&q, NULL, &why2), -EBADMSG);
+	ASSERT_TRUE(why2 && strstr(why2, "past the end of the file"));
+	free(q.file);
+}
+
 TEST(qcow2_header_lies)
 {
 	EXPECT_REFUSED(-EBADMSG, "cluster size", put32(_q.file + 20, 30));
