@@ -61,6 +61,9 @@ crypt_runs() {
 		crypt_flash "$r" "$b"
 	done
 	rm -rf "$CRYPT_STORE_ON" "$CRYPT_STORE_OFF"
+	# for the report's header when the capture group did not run
+	[ -n "${USED_BYTES:-}" ] || USED_BYTES=$(sed -n 's/.*"used_bytes":\([0-9]*\).*/\1/p' \
+		"$WORK/crypt-capture-on.json" 2>/dev/null | head -1)
 }
 
 # crypt_report: rows and the on/off ratios, for results.txt (uses run.sh's med/calc/have)

@@ -591,6 +591,7 @@ TEST(encrypted_store_lifecycle)
 	ASSERT_ERR(store_remove_key_slot(t, slot_id), -EDEADLK); /* the one in use */
 	ASSERT_ERR(store_remove_key_slot(t, "00000000"), -ENOENT);
 	ASSERT_ERR(store_remove_key_slot(t, "xyz"), -ENOENT);
+	free(slots);
 	store_free(t);
 	ASSERT_ERR(store_open_with_secret(dir, false, pw, &t), -EKEYREJECTED);
 	ASSERT_OK(store_open_with_secret(dir, false, kf, &t));
