@@ -30,6 +30,7 @@ mkdir "$W" && mount -t tmpfs -o size=1g,mode=0700 tmpfs "$W" ||
 # loop devices over files in $W go first, else the tmpfs stays busy
 sigkill_cleanup() {
 	local pid dev
+	[ -f "$TRASH/.pids" ] || return 0 # done already, and test_done removed $TRASH
 	while read -r pid; do
 		[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
 	done <"$TRASH/.pids"
