@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "imager/extents.h"
 #include "util/cleanup.h"
@@ -118,4 +119,28 @@ int extents_for_each_in_range(const struct manifest_extent *e, size_t n, size_t 
 			return r;
 	}
 	return 0;
+}
+
+struct zero_holes_ctx {
+	uint8_t *buf;
+	uint64_t base, pos;
+};
+
+static int zero_hole_before(uint64_t offset_bytes, uint64_t size_bytes, void *userdata)
+{
+	struct zero_holes_ctx *z = userdata;
+
+	memset(z->buf + (z->pos - z->base), 0, offset_bytes - z->pos);
+	z->pos = offset_bytes + size_bytes;
+	return 0;
+}
+
+void extents_zero_holes(const struct manifest_extent *e, size_t n, size_t first,
+			uint64_t offset_bytes, uint64_t size_bytes, uint8_t *buf)
+{
+	struct zero_holes_ctx z = { .buf = buf, .base = offset_bytes, .pos = offset_bytes };
+
+	(void) extents_for_each_in_range(e, n, first, offset_bytes, size_bytes, zero_hole_before,
+					 &z);
+	memset(buf + (z.pos - offset_bytes), 0, offset_bytes + size_bytes - z.pos);
 }

@@ -196,9 +196,10 @@ struct fl_item {
 	size_t first_extent;
 	const struct manifest_chunk *chunk; /* NULL: all zero */
 	uint8_t *buf;
-	/* verify only */
-	uint64_t data_bytes;
-	bool mismatch;
+	uint64_t data_bytes;    /* the image's data in this chunk position */
+	uint64_t written_bytes; /* write: data written (not counting the deferred boot area) */
+	uint64_t zeroed_bytes;  /* write: zero data written */
+	bool mismatch;          /* verify */
 };
 
 struct fl_ctx {
@@ -219,6 +220,7 @@ struct fl_ctx {
 	/* verify */
 	char **ret_reason;
 	uint64_t mismatch_offset;
+	bool prefetch;            /* read chunk files ahead (the write pass) */
 };
 
 static bool aligned_for_direct(const struct fl_ctx *c, const void *buf, uint64_t off, uint64_t len)
@@ -295,9 +297,9 @@ static int write_piece(uint64_t off, uint64_t len, void *userdata)
 			return 0;
 	}
 	if (it->chunk)
-		c->stats->written_bytes += len;
+		it->written_bytes += len;
 	else
-		c->stats->zeroed_bytes += len;
+		it->zeroed_bytes += len;
 	if (rc->run_end > rc->run_start && off - rc->run_end < COALESCE_GAP_BYTES && it->chunk) {
 		rc->run_end = off + len;
 		return 0;
@@ -306,6 +308,20 @@ static int write_piece(uint64_t off, uint64_t len, void *userdata)
 	if (r < 0)
 		return r;
 	rc->run_start = off, rc->run_end = off + len;
+	return 0;
+}
+
+/*
+ * Writing runs in the workers: each decompresses and verifies its chunk,
+ * then writes it (O_DIRECT) at its offsets, so n writes are in flight and
+ * decompression overlaps I/O. Chunk positions never overlap, and the table
+ * and the boot area are written only after every worker has finished
+ * (flash_disk()), so the order of data writes does not matter. The consumer
+ * only counts and reports.
+ */
+static int piece_bytes(uint64_t off, uint64_t len, void *userdata)
+{
+	*(uint64_t *) userdata += len;
 	return 0;
 }
 
@@ -318,8 +334,14 @@ static int fl_produce(void *userdata, uint64_t seq, void *item)
 	if (r <= 0)
 		return r;
 	it->chunk = chunk_at(c->md, it->offset_bytes);
-	it->data_bytes = 0;
+	it->data_bytes = it->written_bytes = it->zeroed_bytes = 0;
 	it->mismatch = false;
+	(void) extents_for_each_in_range(c->md->extents, c->md->n_extents, it->first_extent,
+					 it->offset_bytes, it->size_bytes, piece_bytes,
+					 &it->data_bytes);
+	/* the chunk files are read a few items ahead of the workers */
+	if (it->chunk && c->prefetch)
+		store_prefetch_chunk(c->store, &it->chunk->id);
 	return 1;
 }
 
@@ -327,13 +349,22 @@ static int fl_work(void *userdata, void *item)
 {
 	struct fl_ctx *c = userdata;
 	struct fl_item *it = item;
+	struct run_ctx rc = { .c = c, .it = it };
+	int r;
 
-	if (!it->chunk)
-		return 0;
-	if (it->chunk->size_bytes != it->size_bytes)
-		return -EBADMSG;
-	/* decompresses and re-verifies the SHA-256: nothing unverified reaches the disk */
-	return store_get_chunk(c->store, &it->chunk->id, it->buf, it->size_bytes);
+	if (it->chunk) {
+		if (it->chunk->size_bytes != it->size_bytes)
+			return -EBADMSG;
+		/* decompresses and re-verifies the ID: nothing unverified reaches the disk */
+		r = store_get_chunk(c->store, &it->chunk->id, it->buf, it->size_bytes);
+		if (r < 0)
+			return r;
+	}
+	r = extents_for_each_in_range(c->md->extents, c->md->n_extents, it->first_extent,
+				      it->offset_bytes, it->size_bytes, write_piece, &rc);
+	if (r >= 0)
+		r = flush_run(&rc);
+	return r;
 }
 
 static void report(struct fl_ctx *c, uint64_t total, bool force)
@@ -349,29 +380,14 @@ static void report(struct fl_ctx *c, uint64_t total, bool force)
 		       c->o->userdata);
 }
 
-static int piece_bytes(uint64_t off, uint64_t len, void *userdata)
-{
-	*(uint64_t *) userdata += len;
-	return 0;
-}
-
 static int fl_consume(void *userdata, uint64_t seq, void *item)
 {
 	struct fl_ctx *c = userdata;
 	struct fl_item *it = item;
-	struct run_ctx rc = { .c = c, .it = it };
-	uint64_t n = 0;
-	int r;
 
-	r = extents_for_each_in_range(c->md->extents, c->md->n_extents, it->first_extent,
-				      it->offset_bytes, it->size_bytes, write_piece, &rc);
-	if (r >= 0)
-		r = flush_run(&rc);
-	if (r < 0)
-		return r;
-	(void) extents_for_each_in_range(c->md->extents, c->md->n_extents, it->first_extent,
-					 it->offset_bytes, it->size_bytes, piece_bytes, &n);
-	c->done_bytes += n;
+	c->stats->written_bytes += it->written_bytes;
+	c->stats->zeroed_bytes += it->zeroed_bytes;
+	c->done_bytes += it->data_bytes;
 	report(c, c->md->used_bytes, false);
 	return 0;
 }
@@ -400,14 +416,6 @@ static void free_items(struct fl_item *items, unsigned n_slots)
 	for (unsigned i = 0; i < n_slots; i++)
 		free(items[i].buf);
 	free(items);
-}
-
-static int open_direct(int fd, int flags)
-{
-	char path[64];
-
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	return open(path, flags | O_DIRECT | O_CLOEXEC);
 }
 
 static uint64_t boot_area_end(const struct manifest_disk *md)
@@ -547,7 +555,7 @@ int flash_disk(int fd, uint64_t target_size_bytes, const struct manifest_disk *m
 	struct stat st;
 	struct fl_ctx c = {
 		.fd = fd, .direct_fd = -1, .sector_bytes = md->logical_sector_bytes, .md = md,
-		.store = s, .o = o, .stats = stats, .phase = "write",
+		.store = s, .o = o, .stats = stats, .phase = "write", .prefetch = true,
 	};
 	static const struct pmap_ops ops = {
 		.produce = fl_produce, .work = fl_work, .consume = fl_consume,
@@ -584,7 +592,7 @@ int flash_disk(int fd, uint64_t target_size_bytes, const struct manifest_disk *m
 			return r;
 	}
 
-	direct_fd = open_direct(fd, O_WRONLY);
+	direct_fd = reopen_direct(fd, O_WRONLY);
 	c.direct_fd = direct_fd;
 	r = walk_chunks(&c, &ops);
 	if (r < 0)
@@ -666,7 +674,6 @@ static int read_back_piece(uint64_t off, uint64_t len, void *userdata)
 	struct vread_ctx *v = userdata;
 	uint8_t *dst = v->it->buf + (off - v->it->offset_bytes);
 
-	v->it->data_bytes += len;
 	if (aligned_for_direct(v->c, dst, off, len))
 		return pread_all(v->c->direct_fd, dst, (size_t) len, off);
 	/* unaligned: drop the cached pages so the read comes from the device */
@@ -674,27 +681,29 @@ static int read_back_piece(uint64_t off, uint64_t len, void *userdata)
 	return pread_all(v->c->fd, dst, (size_t) len, off);
 }
 
-static int vf_produce(void *userdata, uint64_t seq, void *item)
-{
-	struct fl_ctx *c = userdata;
-	struct fl_item *it = item;
-	struct vread_ctx v = { .c = c, .it = it };
-	int r = fl_produce(userdata, seq, item);
-
-	if (r <= 0)
-		return r;
-	memset(it->buf, 0, it->size_bytes);
-	r = extents_for_each_in_range(c->md->extents, c->md->n_extents, it->first_extent,
-				      it->offset_bytes, it->size_bytes, read_back_piece, &v);
-	return r < 0 ? r : 1;
-}
-
+/* Like writing, reading back runs in the workers: n reads in flight. */
 static int vf_work(void *userdata, void *item)
 {
 	struct fl_ctx *c = userdata;
 	struct fl_item *it = item;
+	struct vread_ctx v = { .c = c, .it = it };
 	struct chunk_id id;
+	int r;
 
+	if (it->data_bytes * 2 >= it->size_bytes) {
+		/* mostly data: one large read, then zero the holes (as capture stored them) */
+		r = read_back_piece(it->offset_bytes, it->size_bytes, &v);
+		if (r >= 0)
+			extents_zero_holes(c->md->extents, c->md->n_extents, it->first_extent,
+					   it->offset_bytes, it->size_bytes, it->buf);
+	} else {
+		memset(it->buf, 0, it->size_bytes);
+		r = extents_for_each_in_range(c->md->extents, c->md->n_extents, it->first_extent,
+					      it->offset_bytes, it->size_bytes, read_back_piece,
+					      &v);
+	}
+	if (r < 0)
+		return r;
 	if (!it->chunk) {
 		it->mismatch = !memeqzero(it->buf, it->size_bytes);
 		return 0;
@@ -793,14 +802,14 @@ int verify_disk(int fd, uint64_t target_size_bytes, const struct manifest_disk *
 		.store = s, .o = o, .stats = stats, .phase = "verify",
 	};
 	static const struct pmap_ops ops = {
-		.produce = vf_produce, .work = vf_work, .consume = vf_consume,
+		.produce = fl_produce, .work = vf_work, .consume = vf_consume,
 	};
 	int r;
 
 	r = compare_ptable(fd, md, target_size_bytes, o->grow, ret_reason);
 	if (r < 0)
 		return r;
-	direct_fd = open_direct(fd, O_RDONLY);
+	direct_fd = reopen_direct(fd, O_RDONLY);
 	c.direct_fd = direct_fd;
 	r = walk_chunks(&c, &ops);
 	if (r == -EBADMSG && ret_reason)

@@ -2,14 +2,16 @@
 /*
  * The image store: a directory of content-addressed chunk files and image
  * manifests (docs/FORMAT.md, "Store layout"). Every file is written once to
- * an O_EXCL temporary, fsync()ed, renamed without replacing and the directory
- * fsync()ed, so a crash leaves either the whole file or a "*.tmp.*" leftover
- * that nothing ever reads. Every chunk is re-hashed on every read.
+ * an O_EXCL temporary, made durable, renamed without replacing, so a crash
+ * leaves either the whole file or a "*.tmp.*" leftover that nothing ever
+ * reads. Manifests and config are fsync()ed one by one; chunks in batches
+ * (store_commit_chunks()). Every chunk is re-hashed on every read.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,16 +38,52 @@
 /* "chunks/" + 4 hex + "/" + 64 hex + ".chunk" + NUL */
 #define CHUNK_RELPATH_MAX (sizeof(STORE_CHUNKS_DIR) + 5 + 2 * CHUNK_ID_BYTES + sizeof(CHUNK_SUFFIX))
 
+/*
+ * Chunks are published in batches (docs/FORMAT.md, "Publishing"): each is
+ * written to its temporary without fsync(); once a batch is full, one
+ * syncfs() makes all of them durable and only then are they renamed to
+ * their names. A chunk name therefore always points at durable bytes (a
+ * later dedup hit may trust it), and a manifest is published only after a
+ * commit and a second syncfs() that makes the renames durable.
+ */
+
+struct pending_chunk {
+	struct chunk_id id;
+	char *tmp;         /* relative to dir_fd */
+	uint64_t file_bytes;
+};
+
 struct store {
 	char *path;
 	int dir_fd;
 	struct store_crypt *crypt; /* NULL: unencrypted (imager/lib/crypt.c) */
+	pthread_mutex_t pending_lock; /* guards pending and committing */
+	struct pending_chunk *pending; /* written, not yet durable nor named */
+	size_t n_pending;
+	struct pending_chunk *committing; /* the batch being synced and renamed */
+	size_t n_committing;
+	pthread_mutex_t commit_lock; /* one commit at a time; held across syncfs + renames */
+	int commit_error;            /* sticky: after a failed commit nothing is published */
 };
+
+static void pending_free(struct pending_chunk *p, size_t n, int dir_fd)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (p[i].tmp && p[i].tmp[0] && dir_fd >= 0)
+			(void) unlinkat(dir_fd, p[i].tmp, 0);
+		free(p[i].tmp);
+	}
+	free(p);
+}
 
 struct store *store_free(struct store *s)
 {
 	if (!s)
 		return NULL;
+	/* never committed (an operation that failed or gave up): nothing names them */
+	pending_free(s->pending, s->n_pending, s->dir_fd);
+	pthread_mutex_destroy(&s->pending_lock);
+	pthread_mutex_destroy(&s->commit_lock);
 	safe_close(s->dir_fd);
 	store_crypt_free(s->crypt);
 	free(s->path);
@@ -182,6 +220,8 @@ int store_open_with_secret(const char *path, bool create, const struct crypt_sec
 	if (!s)
 		return -ENOMEM;
 	s->dir_fd = -EBADF;
+	pthread_mutex_init(&s->pending_lock, NULL);
+	pthread_mutex_init(&s->commit_lock, NULL);
 	s->path = strdup(path);
 	if (!s->path)
 		return -ENOMEM;
@@ -286,6 +326,82 @@ static int read_bounded_at(int dir_fd, const char *path, size_t max_bytes, uint8
 	return 0;
 }
 
+/* The pending (or being committed) entry of @id, or NULL. Call with pending_lock held. */
+static struct pending_chunk *pending_find(struct store *s, const struct chunk_id *id)
+{
+	for (size_t i = 0; i < s->n_pending; i++)
+		if (chunk_id_equal(&s->pending[i].id, id))
+			return &s->pending[i];
+	for (size_t i = 0; i < s->n_committing; i++)
+		if (chunk_id_equal(&s->committing[i].id, id))
+			return &s->committing[i];
+	return NULL;
+}
+
+static bool is_pending(struct store *s, const struct chunk_id *id)
+{
+	bool found;
+
+	pthread_mutex_lock(&s->pending_lock);
+	found = pending_find(s, id);
+	pthread_mutex_unlock(&s->pending_lock);
+	return found;
+}
+
+int store_commit_chunks(struct store *s, bool durable)
+{
+	struct pending_chunk *batch;
+	size_t n;
+	int r = 0;
+
+	if (!s)
+		return -EINVAL;
+	pthread_mutex_lock(&s->commit_lock);
+	if (s->commit_error < 0) {
+		pthread_mutex_unlock(&s->commit_lock);
+		return s->commit_error;
+	}
+	pthread_mutex_lock(&s->pending_lock);
+	batch = s->committing = TAKE_PTR(s->pending);
+	n = s->n_committing = s->n_pending;
+	s->n_pending = 0;
+	pthread_mutex_unlock(&s->pending_lock);
+
+	/* the temporaries' data and their new fan-out directories */
+	if (n > 0 && syncfs(s->dir_fd) < 0)
+		r = -errno;
+	for (size_t i = 0; i < n && r >= 0; i++) {
+		char path[CHUNK_RELPATH_MAX];
+
+		chunk_relpath(&batch[i].id, path);
+		if (renameat2(s->dir_fd, batch[i].tmp, s->dir_fd, path, RENAME_NOREPLACE) < 0) {
+			if (errno != EEXIST) /* EEXIST: an identical writer won the race */
+				r = log_debug_errno(-errno, "cannot publish chunk '%s': %m", path);
+			continue;
+		}
+		batch[i].tmp[0] = 0; /* renamed: nothing to remove */
+	}
+	/* from here on the names exist (or the put failed) */
+	pthread_mutex_lock(&s->pending_lock);
+	s->committing = NULL;
+	s->n_committing = 0;
+	pthread_mutex_unlock(&s->pending_lock);
+	/* the renames, this batch's and every earlier one's (also other processes') */
+	if (r >= 0 && durable && syncfs(s->dir_fd) < 0)
+		r = -errno;
+	pending_free(batch, n, s->dir_fd); /* left-over temporaries only */
+	if (r < 0)
+		s->commit_error = r; /* chunks reported stored are lost: no manifest may name them */
+	pthread_mutex_unlock(&s->commit_lock);
+	return r;
+}
+
+/* A chunk that is still pending is committed first, so lookups see it by name. */
+static int commit_if_pending(struct store *s, const struct chunk_id *id)
+{
+	return is_pending(s, id) ? store_commit_chunks(s, false) : 0;
+}
+
 int store_has_chunk(struct store *s, const struct chunk_id *id)
 {
 	char path[CHUNK_RELPATH_MAX];
@@ -293,6 +409,8 @@ int store_has_chunk(struct store *s, const struct chunk_id *id)
 	if (!s || !id)
 		return -EINVAL;
 	if (chunk_id_is_zero(id, CHUNK_SIZE_BYTES))
+		return 1;
+	if (is_pending(s, id))
 		return 1;
 	chunk_relpath(id, path);
 	if (faccessat(s->dir_fd, path, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
@@ -305,12 +423,17 @@ int store_put_chunk(struct store *s, const struct chunk_id *id, const void *data
 {
 	const struct crypt_keys *keys;
 	_cleanup_free_ void *file = NULL;
+	_cleanup_free_ char *tmp = NULL;
 	char path[CHUNK_RELPATH_MAX];
-	size_t file_size;
+	struct pending_chunk *p;
+	struct stat st;
+	size_t file_size, n;
 	int r;
 
 	if (!s || !id || !data || size == 0 || size > CHUNK_SIZE_BYTES)
 		return -EINVAL;
+	if (ret_stored_bytes)
+		*ret_stored_bytes = 0;
 	/* full-size all-zero chunks are implied, never written (docs/FORMAT.md) */
 	if (size == CHUNK_SIZE_BYTES && chunk_id_is_zero(id, size)) {
 		if (!memeqzero(data, size))
@@ -322,33 +445,82 @@ int store_put_chunk(struct store *s, const struct chunk_id *id, const void *data
 	if (r < 0)
 		return r; /* locked */
 	chunk_relpath(id, path);
-	if (faccessat(s->dir_fd, path, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
-		return 0; /* dedup hit */
+	/* dedup hits: a published chunk, or one of this store's pending batch */
+	if (fstatat(s->dir_fd, path, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (ret_stored_bytes)
+			*ret_stored_bytes = (uint64_t) st.st_size;
+		return 0;
+	}
 	if (errno != ENOENT)
 		return -errno;
+	pthread_mutex_lock(&s->pending_lock);
+	p = pending_find(s, id);
+	if (p && ret_stored_bytes)
+		*ret_stored_bytes = p->file_bytes;
+	pthread_mutex_unlock(&s->pending_lock);
+	if (p)
+		return 0;
 
 	r = chunk_encode_sealed(data, size, CHUNK_LEVEL_DEFAULT, keys, id, &file, &file_size);
 	if (r < 0)
 		return r;
 
-	/* chunks/abcd/: created on first use; a racing creator is fine */
+	/* chunks/abcd/: created on first use (a racing creator is fine); the batch's syncfs() makes it durable */
 	path[sizeof(STORE_CHUNKS_DIR) + 4] = 0;
-	if (mkdirat(s->dir_fd, path, 0755) >= 0) {
-		r = fsync_parent_at(s->dir_fd, path); /* make the new directory durable */
-		if (r < 0)
-			return r;
-	} else if (errno != EEXIST)
+	if (mkdirat(s->dir_fd, path, 0755) < 0 && errno != EEXIST)
 		return -errno;
 	path[sizeof(STORE_CHUNKS_DIR) + 4] = '/';
 
-	r = write_file_atomic_noreplace(s->dir_fd, path, file, file_size);
-	if (r == -EEXIST)
-		return 0; /* an identical writer won the race */
+	r = write_file_tmp_at(s->dir_fd, path, file, file_size, false, &tmp);
 	if (r < 0)
 		return r;
+
+	pthread_mutex_lock(&s->pending_lock);
+	/* another thread stored the same bytes meanwhile: one of us wrote them */
+	p = pending_find(s, id);
+	if (p || faccessat(s->dir_fd, path, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (ret_stored_bytes)
+			*ret_stored_bytes = p ? p->file_bytes : file_size;
+		pthread_mutex_unlock(&s->pending_lock);
+		(void) unlinkat(s->dir_fd, tmp, 0);
+		return 0;
+	}
+	p = reallocarray(s->pending, s->n_pending + 1, sizeof(*p));
+	if (p) {
+		s->pending = p;
+		s->pending[s->n_pending++] = (struct pending_chunk){
+			.id = *id, .tmp = TAKE_PTR(tmp), .file_bytes = file_size,
+		};
+	}
+	n = s->n_pending;
+	pthread_mutex_unlock(&s->pending_lock);
+	if (!p) {
+		(void) unlinkat(s->dir_fd, tmp, 0);
+		return -ENOMEM;
+	}
+	if (n >= STORE_BATCH_CHUNKS) {
+		r = store_commit_chunks(s, false);
+		if (r < 0)
+			return r;
+	}
 	if (ret_stored_bytes)
 		*ret_stored_bytes = file_size;
 	return 1;
+}
+
+void store_prefetch_chunk(struct store *s, const struct chunk_id *id)
+{
+	char path[CHUNK_RELPATH_MAX];
+	int fd;
+
+	if (!s || !id || chunk_id_is_zero(id, CHUNK_SIZE_BYTES))
+		return;
+	chunk_relpath(id, path);
+	fd = openat(s->dir_fd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+	if (fd < 0)
+		return; /* store_get_chunk() will say why */
+	(void) posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+	close(fd);
 }
 
 int store_get_chunk(struct store *s, const struct chunk_id *id, void *buf, size_t size)
@@ -364,6 +536,9 @@ int store_get_chunk(struct store *s, const struct chunk_id *id, void *buf, size_
 		memset(buf, 0, size);
 		return 0;
 	}
+	r = commit_if_pending(s, id);
+	if (r < 0)
+		return r;
 	chunk_relpath(id, path);
 	/* + the AEAD tag of an encrypted store's chunk; the decoder checks the exact size */
 	r = read_bounded_at(s->dir_fd, path, CHUNK_FILE_BYTES_MAX + CRYPT_TAG_BYTES, &file,
@@ -391,6 +566,7 @@ int store_chunk_stored_bytes(struct store *s, const struct chunk_id *id, uint64_
 {
 	char path[CHUNK_RELPATH_MAX];
 	struct stat st;
+	int r;
 
 	if (!s || !id)
 		return -EINVAL;
@@ -398,6 +574,9 @@ int store_chunk_stored_bytes(struct store *s, const struct chunk_id *id, uint64_
 		*ret = 0;
 		return 0;
 	}
+	r = commit_if_pending(s, id);
+	if (r < 0)
+		return r;
 	chunk_relpath(id, path);
 	if (fstatat(s->dir_fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
@@ -408,11 +587,15 @@ int store_chunk_stored_bytes(struct store *s, const struct chunk_id *id, uint64_
 int store_remove_chunk(struct store *s, const struct chunk_id *id)
 {
 	char path[CHUNK_RELPATH_MAX];
+	int r;
 
 	if (!s || !id)
 		return -EINVAL;
 	if (chunk_id_is_zero(id, CHUNK_SIZE_BYTES))
 		return 0;
+	r = commit_if_pending(s, id);
+	if (r < 0)
+		return r;
 	chunk_relpath(id, path);
 	if (unlinkat(s->dir_fd, path, 0) < 0)
 		return errno == ENOENT ? 0 : -errno;
@@ -531,6 +714,10 @@ int store_put_manifest(struct store *s, const struct manifest *m)
 	if (r < 0)
 		return r;
 	r = mkdir_p_at(s->dir_fd, manifest_dir(m->kind), 0755); /* stores made before snapshots */
+	if (r < 0)
+		return r;
+	/* every chunk it names durable and named first, also those of dedup hits */
+	r = store_commit_chunks(s, true);
 	if (r < 0)
 		return r;
 	return write_file_atomic_noreplace(s->dir_fd, path, data, size);

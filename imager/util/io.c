@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -151,7 +152,8 @@ int fsync_parent_at(int dir_fd, const char *path)
 	return fsync(fd) < 0 ? -errno : 0;
 }
 
-static int write_tmp(int dir_fd, const char *path, const void *data, size_t size, char **ret_tmp)
+int write_file_tmp_at(int dir_fd, const char *path, const void *data, size_t size, bool sync,
+		      char **ret_tmp)
 {
 	_cleanup_free_ char *tmp = NULL;
 	_cleanup_close_ int fd = -EBADF;
@@ -159,13 +161,8 @@ static int write_tmp(int dir_fd, const char *path, const void *data, size_t size
 	int r;
 
 	for (int attempt = 0; attempt < 100; attempt++) {
-		FILE *f = fopen("/dev/urandom", "re");
-		if (!f || fread(&rnd, sizeof(rnd), 1, f) != 1) {
-			if (f)
-				fclose(f);
+		if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t) sizeof(rnd))
 			return -EIO;
-		}
-		fclose(f);
 		free(tmp);
 		if (asprintf(&tmp, "%s.tmp.%016llx", path, rnd) < 0)
 			return -ENOMEM;
@@ -178,7 +175,7 @@ static int write_tmp(int dir_fd, const char *path, const void *data, size_t size
 	if (fd < 0)
 		return -EEXIST;
 	r = write_all(fd, data, size);
-	if (r >= 0 && fsync(fd) < 0)
+	if (r >= 0 && sync && fsync(fd) < 0)
 		r = -errno;
 	if (r < 0) {
 		(void) unlinkat(dir_fd, tmp, 0);
@@ -191,7 +188,7 @@ static int write_tmp(int dir_fd, const char *path, const void *data, size_t size
 static int publish(int dir_fd, const char *path, const void *data, size_t size, bool replace)
 {
 	_cleanup_free_ char *tmp = NULL;
-	int r = write_tmp(dir_fd, path, data, size, &tmp);
+	int r = write_file_tmp_at(dir_fd, path, data, size, true, &tmp);
 
 	if (r < 0)
 		return r;
@@ -214,6 +211,16 @@ int write_file_atomic_noreplace(int dir_fd, const char *path, const void *data, 
 int write_file_atomic_replace(int dir_fd, const char *path, const void *data, size_t size)
 {
 	return publish(dir_fd, path, data, size, true);
+}
+
+int reopen_direct(int fd, int flags)
+{
+	char path[64];
+	int r;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	r = open(path, flags | O_DIRECT | O_CLOEXEC | O_NOCTTY);
+	return r < 0 ? -errno : r;
 }
 
 int mkdir_p_at(int dir_fd, const char *path, mode_t mode)

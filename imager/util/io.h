@@ -8,6 +8,7 @@
  * the *_all() writers and reported through ret_size for readers.
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -40,11 +41,28 @@ int read_one_line(const char *path, char **ret);
  */
 int write_file_atomic_noreplace(int dir_fd, const char *path, const void *data, size_t size);
 
-/* Like the above but replaces an existing file (rename(2)). */
+/*
+ * Step 1 of the above, for callers that batch their syncs (the chunk
+ * store): writes @data to a new "<path>.tmp.<16 hex>" (O_EXCL, random name
+ * from getrandom()), fsync()s it if @sync, and returns its name in *ret_tmp.
+ * On failure nothing is left behind.
+ */
+int write_file_tmp_at(int dir_fd, const char *path, const void *data, size_t size, bool sync,
+		      char **ret_tmp);
+
+/* Like write_file_atomic_noreplace() but replaces an existing file (rename(2)). */
 int write_file_atomic_replace(int dir_fd, const char *path, const void *data, size_t size);
 
 /* fsync()s the directory holding @path (relative to @dir_fd). */
 int fsync_parent_at(int dir_fd, const char *path);
+
+/*
+ * A second descriptor for the file or device open as @fd, with O_DIRECT and
+ * @flags (O_RDONLY, O_WRONLY), through /proc/self/fd; the fd or -errno (a
+ * file system without O_DIRECT gives -EINVAL). It shares no file offset or
+ * flags with @fd, and @fd's O_EXCL claim on a block device covers it.
+ */
+int reopen_direct(int fd, int flags);
 
 /* mkdir -p relative to @dir_fd; existing directories are fine. */
 int mkdir_p_at(int dir_fd, const char *path, mode_t mode);

@@ -663,6 +663,7 @@ TEST(encrypted_store_full_raw_chunk)
 	store_chunk_id(s, in, CHUNK_SIZE_BYTES, &id);
 	ASSERT_EQ_I64(store_put_chunk(s, &id, in, CHUNK_SIZE_BYTES, &stored), 1);
 	ASSERT_EQ_U64(stored, CHUNK_FILE_HEADER_BYTES + CHUNK_SIZE_BYTES + CRYPT_TAG_BYTES);
+	ASSERT_OK(store_commit_chunks(s, false));
 	path = chunk_path(dir, &id);
 	ASSERT_OK(stat(path, &st));
 	ASSERT_EQ_U64(st.st_size, stored);

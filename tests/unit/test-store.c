@@ -173,10 +173,18 @@ TEST(store_chunk_roundtrip_and_dedup)
 	ASSERT_EQ_I64(store_put_chunk(s, &id, in, size, &stored), 1);
 	ASSERT_TRUE(stored > CHUNK_FILE_HEADER_BYTES && stored < size);
 	ASSERT_EQ_I64(store_has_chunk(s, &id), 1);
-	/* second put: a no-op that writes nothing */
+	/* second put, while the first is pending: a no-op that writes nothing */
 	ASSERT_EQ_I64(store_put_chunk(s, &id, in, size, &stored2), 0);
-	ASSERT_EQ_U64(stored2, 0);
+	ASSERT_EQ_U64(stored2, stored);
+	/* pending: written to its temporary, not yet named */
+	ASSERT_EQ_U64(count_files(dir, ".tmp."), 1);
+	ASSERT_OK(store_commit_chunks(s, true));
 	ASSERT_EQ_U64(count_files(dir, ".chunk"), 1);
+	ASSERT_EQ_U64(count_files(dir, ".tmp."), 0);
+	/* and once it is named */
+	stored2 = 0;
+	ASSERT_EQ_I64(store_put_chunk(s, &id, in, size, &stored2), 0);
+	ASSERT_EQ_U64(stored2, stored);
 	ASSERT_EQ_U64(count_files(dir, ".tmp."), 0);
 	file = chunk_file(dir, &id);
 	ASSERT_OK(stat(file, &st));
@@ -223,6 +231,7 @@ TEST(store_get_detects_flips_and_truncation)
 	fill(in, size, 2);
 	chunk_id_compute(in, size, &id);
 	ASSERT_EQ_I64(store_put_chunk(s, &id, in, size, NULL), 1);
+	ASSERT_OK(store_commit_chunks(s, false));
 	file = chunk_file(dir, &id);
 	ASSERT_OK(stat(file, &st));
 
@@ -371,6 +380,7 @@ TEST(store_two_threads_same_chunks)
 		/* each chunk written exactly once over both threads (and rounds) */
 		ASSERT_EQ_I64(a[0].written + a[1].written, round == 0 ? N_SHARED : 0);
 	}
+	ASSERT_OK(store_commit_chunks(s, false));
 	ASSERT_EQ_U64(count_files(dir, ".chunk"), N_SHARED);
 	ASSERT_EQ_U64(count_files(dir, ".tmp."), 0);
 	for (unsigned i = 0; i < N_SHARED; i++) {
@@ -408,6 +418,73 @@ static struct manifest *small_manifest(const char *name)
 	chunk_id_compute(name, strlen(name), &d->chunks[0].id);
 	manifest_compute_digest(m, m->content_digest);
 	return m;
+}
+
+/*
+ * Chunks are published in batches: pending ones are temporaries only (no
+ * name another process could trust), a full batch commits by itself, a
+ * manifest commits the rest first, and a handle freed without committing
+ * leaves nothing behind.
+ */
+TEST(store_chunks_commit_in_batches)
+{
+	char *dir = make_tmpdir();
+	size_t size = 8192;
+	uint8_t *in = malloc(size), *out = malloc(size);
+	struct chunk_id ids[STORE_BATCH_CHUNKS + 3];
+	struct manifest *m = small_manifest("batch");
+	struct store *s;
+
+	ASSERT_OK(store_open(dir, true, &s));
+	for (unsigned i = 0; i < STORE_BATCH_CHUNKS - 1; i++) {
+		fill(in, size, 100 + i);
+		chunk_id_compute(in, size, &ids[i]);
+		ASSERT_EQ_I64(store_put_chunk(s, &ids[i], in, size, NULL), 1);
+	}
+	ASSERT_EQ_U64(count_files(dir, ".chunk.tmp."), STORE_BATCH_CHUNKS - 1);
+	ASSERT_EQ_U64(count_files(dir, ".chunk"), STORE_BATCH_CHUNKS - 1); /* the temporaries */
+	/* this handle sees a pending chunk */
+	ASSERT_EQ_I64(store_has_chunk(s, &ids[5]), 1);
+	/* the batch's last chunk commits it: every one named, no temporary left */
+	fill(in, size, 100 + STORE_BATCH_CHUNKS - 1);
+	chunk_id_compute(in, size, &ids[STORE_BATCH_CHUNKS - 1]);
+	ASSERT_EQ_I64(store_put_chunk(s, &ids[STORE_BATCH_CHUNKS - 1], in, size, NULL), 1);
+	ASSERT_EQ_U64(count_files(dir, ".tmp."), 0);
+	ASSERT_EQ_U64(count_files(dir, ".chunk"), STORE_BATCH_CHUNKS);
+
+	/* two more pending, then a manifest: they are named before it is published */
+	for (unsigned i = STORE_BATCH_CHUNKS; i < STORE_BATCH_CHUNKS + 2; i++) {
+		fill(in, size, 100 + i);
+		chunk_id_compute(in, size, &ids[i]);
+		ASSERT_EQ_I64(store_put_chunk(s, &ids[i], in, size, NULL), 1);
+	}
+	ASSERT_EQ_U64(count_files(dir, ".tmp."), 2);
+	ASSERT_OK(store_put_manifest(s, m));
+	ASSERT_EQ_U64(count_files(dir, ".tmp."), 0);
+	ASSERT_EQ_U64(count_files(dir, ".chunk"), STORE_BATCH_CHUNKS + 2);
+
+	/* a pending chunk is readable through the handle (it commits on demand) */
+	fill(in, size, 7);
+	chunk_id_compute(in, size, &ids[STORE_BATCH_CHUNKS + 2]);
+	ASSERT_EQ_I64(store_put_chunk(s, &ids[STORE_BATCH_CHUNKS + 2], in, size, NULL), 1);
+	ASSERT_OK(store_get_chunk(s, &ids[STORE_BATCH_CHUNKS + 2], out, size));
+	ASSERT_MEMEQ(in, out, size);
+
+	/* freed with a pending chunk (a capture that failed): nothing is left of it */
+	fill(in, size, 8);
+	chunk_id_compute(in, size, &ids[0]);
+	ASSERT_EQ_I64(store_put_chunk(s, &ids[0], in, size, NULL), 1);
+	ASSERT_EQ_U64(count_files(dir, ".tmp."), 1);
+	store_free(s);
+	ASSERT_EQ_U64(count_files(dir, ".tmp."), 0);
+	ASSERT_EQ_U64(count_files(dir, ".chunk"), STORE_BATCH_CHUNKS + 3);
+	ASSERT_OK(store_open(dir, false, &s));
+	ASSERT_EQ_I64(store_has_chunk(s, &ids[0]), 0);
+	store_free(s);
+	manifest_free(m);
+	free(in);
+	free(out);
+	rm_rf(dir);
 }
 
 TEST(store_manifests_publish_get_list)

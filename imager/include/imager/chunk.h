@@ -12,6 +12,8 @@
 #include <stdint.h>
 
 #define CHUNK_SIZE_BYTES (UINT32_C(4) << 20) /* docs/FORMAT.md explains the choice */
+/* log2(CHUNK_SIZE_BYTES): the zstd window of a chunk */
+#define CHUNK_WINDOW_LOG 22
 #define CHUNK_ID_BYTES 32
 
 struct chunk_id {

@@ -50,3 +50,10 @@ int extents_for_each_in_range(const struct manifest_extent *e, size_t n, size_t 
 			      uint64_t offset_bytes, uint64_t size_bytes,
 			      int (*cb)(uint64_t offset_bytes, uint64_t size_bytes, void *userdata),
 			      void *userdata);
+/*
+ * Zeroes the bytes of @buf, which holds [offset, offset + size), that no
+ * extent covers: reading a mostly used chunk position whole and then zeroing
+ * its holes takes one large request instead of one per piece.
+ */
+void extents_zero_holes(const struct manifest_extent *e, size_t n, size_t first,
+			uint64_t offset_bytes, uint64_t size_bytes, uint8_t *buf);

@@ -5,7 +5,7 @@
  * A store: a directory holding content-addressed chunks and image manifests
  * (docs/FORMAT.md). casync's layout: chunks/<4 hex>/<64 hex>.chunk,
  * images/<name>.manifest; everything is published atomically (O_EXCL temp
- * file, fsync, rename without replace, fsync of the directory). All
+ * file, made durable, renamed without replace; chunks in batches). All
  * functions are safe to call from several threads at once.
  */
 
@@ -31,13 +31,28 @@ const char *store_path(const struct store *s);
  */
 int store_dir_fd(const struct store *s);
 
+/* Chunks per batch: 256 MiB of chunk data, one syncfs() per fraction of a second of capture. */
+#define STORE_BATCH_CHUNKS 64
+
 /*
  * Adds a chunk. Idempotent: an ID already present is a successful no-op.
- * Returns 1 if the chunk was newly written (and *ret_stored_bytes the size on
- * disk), 0 if it was present already, -errno.
+ * Returns 1 if the chunk was newly written, 0 if it was present already,
+ * -errno; *ret_stored_bytes is its size on disk either way. The chunk is
+ * written to a temporary and joins the store's pending batch: it becomes
+ * durable and gets its name at the next store_commit_chunks(), which runs
+ * by itself every STORE_BATCH_CHUNKS chunks and before every manifest is
+ * published. Until then this store handle sees it (dedup, has, get), other
+ * processes do not; store_free() discards an uncommitted batch.
  */
 int store_put_chunk(struct store *s, const struct chunk_id *id, const void *data, size_t size,
 		    uint64_t *ret_stored_bytes);
+/*
+ * Makes the pending chunks durable (one syncfs()) and renames them to their
+ * names. With @durable, one more syncfs() makes the renames durable too:
+ * after it returns, every chunk name this or another process has published
+ * survives a crash. store_put_manifest() calls it with @durable.
+ */
+int store_commit_chunks(struct store *s, bool durable);
 /*
  * The ID of a chunk's bytes in this store. Today the SHA-256 of the bytes;
  * an encrypted store keys it (docs/FORMAT.md), so every caller that names or
@@ -48,6 +63,11 @@ void store_chunk_id(const struct store *s, const void *data, size_t size, struct
 int store_has_chunk(struct store *s, const struct chunk_id *id);
 /* Reads, decompresses and re-verifies a chunk into @buf (@size = its uncompressed size). */
 int store_get_chunk(struct store *s, const struct chunk_id *id, void *buf, size_t size);
+/*
+ * Starts reading a chunk file into the page cache (readahead), so that a
+ * store_get_chunk() a little later does not wait for it. Best effort.
+ */
+void store_prefetch_chunk(struct store *s, const struct chunk_id *id);
 /* Size of the chunk file on disk, for accounting. */
 int store_chunk_stored_bytes(struct store *s, const struct chunk_id *id, uint64_t *ret);
 /*
