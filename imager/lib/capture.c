@@ -457,7 +457,7 @@ static int cap_consume(void *userdata, uint64_t seq, void *item)
 int capture_store_disk(int fd, struct manifest_disk *md, struct store *s, unsigned disk_index,
 		       progress_fn progress, void *userdata, struct capture_stats *stats)
 {
-	unsigned n_workers = cpus_online();
+	unsigned n_workers = io_workers();
 	unsigned n_slots = 2 * n_workers + 2;
 	_cleanup_free_ struct cap_item *items = calloc(n_slots, sizeof(*items));
 	struct cap_ctx c = {

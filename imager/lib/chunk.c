@@ -248,16 +248,20 @@ int chunk_encode_sealed(const void *data, size_t size, int level, const struct c
 	 * small" exactly when compressing would not save anything. */
 	if (size > 1) {
 		size_t k;
-		/* A window as large as a chunk: every match inside the chunk is
-		 * found. With the default window of level 3 (2 MiB), chunks
-		 * compressed one by one came out 0.26 % larger than one zstd -3
-		 * stream of the same data; with 4 MiB they come out smaller, for
-		 * about 4 % more CPU (bench/README.md). Readers accept windows up
-		 * to 2^23 (thread_dctx()). */
+		/* A window as large as a chunk, so every match inside the chunk
+		 * is found, and a hash table of 2^18 entries instead of level 3's
+		 * 2^17. With level 3's defaults, chunks compressed one by one
+		 * came out 0.26 % larger than one zstd -3 stream of the same data
+		 * (matches across chunk borders are lost); with these they come
+		 * out smaller, for about 8 % more compression time (measured in
+		 * bench/README.md). Readers accept windows up to 2^23
+		 * (thread_dctx()); decompression speed is unchanged. */
 		(void) ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
 		k = ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level);
 		if (!ZSTD_isError(k))
 			k = ZSTD_CCtx_setParameter(cctx, ZSTD_c_windowLog, CHUNK_WINDOW_LOG);
+		if (!ZSTD_isError(k))
+			k = ZSTD_CCtx_setParameter(cctx, ZSTD_c_hashLog, CHUNK_HASH_LOG);
 		if (!ZSTD_isError(k))
 			k = ZSTD_compress2(cctx, out + sizeof(h), size - 1, data, size);
 		if (!ZSTD_isError(k))

@@ -528,7 +528,7 @@ static int wipe_target(int fd, uint64_t target_size_bytes, const struct manifest
 /* Runs @ops over every chunk position of the disk with the item buffers of one pass. */
 static int walk_chunks(struct fl_ctx *c, const struct pmap_ops *ops)
 {
-	unsigned n_workers = cpus_online(), n_slots = 2 * n_workers + 2;
+	unsigned n_workers = io_workers(), n_slots = 2 * n_workers + 2;
 	struct fl_item *items = NULL;
 	int r;
 

@@ -124,6 +124,11 @@ unsigned cpus_online(void)
 	return 1;
 }
 
+unsigned io_workers(void)
+{
+	return cpus_online() + 2;
+}
+
 int pmap_run(const struct pmap_ops *ops, void *userdata, void *items, size_t item_size,
 	     unsigned n_slots, unsigned n_workers)
 {

@@ -35,3 +35,9 @@ int pmap_run(const struct pmap_ops *ops, void *userdata, void *items, size_t ite
 
 /* Number of CPUs available to this process (at least 1). */
 unsigned cpus_online(void);
+/*
+ * Workers for a map whose work blocks on I/O as well as computing (capture
+ * reads the disk, flash writes it): two more than the CPUs, so that while
+ * two wait for the device the CPUs still have work.
+ */
+unsigned io_workers(void);

@@ -14,6 +14,8 @@
 #define CHUNK_SIZE_BYTES (UINT32_C(4) << 20) /* docs/FORMAT.md explains the choice */
 /* log2(CHUNK_SIZE_BYTES): the zstd window of a chunk */
 #define CHUNK_WINDOW_LOG 22
+/* zstd hash table of a chunk's compression (chunk.c says why) */
+#define CHUNK_HASH_LOG 18
 #define CHUNK_ID_BYTES 32
 
 struct chunk_id {
