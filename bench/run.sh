@@ -14,8 +14,10 @@
 #   BENCH_GARBAGE_MIB    urandom file written then deleted first (default 512 * GiB)
 #   BENCH_CACHE=$O/bench-cache   where the source disk is built once and reused
 #   BENCH_WORK=$O/bench-work     stores, peer images and the target disk
-#   BENCH_ONLY="capture flash device crypt"   a subset of the groups (crypt:
-#                        encryption on vs off, bench/crypt.sh)
+#   BENCH_ONLY="capture flash device crypt throttle"   a subset of the groups
+#                        (crypt: encryption on vs off, bench/crypt.sh; throttle:
+#                        flash on a target limited to a disk's bandwidth,
+#                        bench/throttle.sh)
 #
 # Everything written goes to files under BENCH_CACHE / BENCH_WORK or to the
 # loop devices this script attached over them (checked before each write).
@@ -34,7 +36,7 @@ RANDOM_MIB=${BENCH_RANDOM_MIB:-$(min 1024 $((128 * GIB)))}
 GARBAGE_MIB=${BENCH_GARBAGE_MIB:-$((512 * GIB))}
 CACHE=${BENCH_CACHE:-$O/bench-cache}
 WORK=${BENCH_WORK:-$O/bench-work}
-ONLY=${BENCH_ONLY:-capture flash device crypt}
+ONLY=${BENCH_ONLY:-capture flash device crypt throttle}
 OUT=$BENCH_DIR/out
 ESP_MIB=256 # a common ESP size (systemd-boot, Fedora, Ubuntu use 256 MiB-1 GiB)
 
@@ -61,6 +63,7 @@ IMAGER=$(realpath "$IMAGER")
 LOOPS=() MOUNTS=()
 cleanup() {
 	local i
+	! declare -F throttle_cleanup >/dev/null || throttle_cleanup
 	for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do
 		umount "${MOUNTS[i]}" 2>/dev/null || umount -l "${MOUNTS[i]}" 2>/dev/null || true
 	done
@@ -247,19 +250,20 @@ measure() {
 		"$name" "$run" "$wall" "$cpu" $((rss / 1024)) "$bytes" "$load")"
 }
 
-# dev_rate NAME RUN read|write DEV: sequential O_DIRECT bandwidth, 4 MiB requests,
-# one at a time (what dd bs=4M iflag/oflag=direct does), over the whole device.
+# dev_rate NAME RUN read|write DEV [BYTES]: sequential O_DIRECT bandwidth, 4 MiB
+# requests, one at a time (what dd bs=4M iflag/oflag=direct does), over the whole
+# device or its first BYTES.
 # fio writes non-zero (random, lightly scrambled) buffers: storage below a VM
 # may shortcut zeros, so a write test with dd if=/dev/zero can read high.
 dev_rate() {
-	local name=$1 run=$2 rw=$3 dev=$4 load json bytes secs line ro=()
+	local name=$1 run=$2 rw=$3 dev=$4 size=${5:-$DISK_BYTES} load json bytes secs line ro=()
 	[ "$rw" = read ] && ro=(--readonly)
 	drop_caches
 	load=$(cut -d' ' -f1 /proc/loadavg)
 	if command -v fio >/dev/null; then
 		json=$WORK/fio.json
 		fio --name="$name" --filename="$dev" --rw="$rw" --bs=4M --direct=1 --ioengine=psync \
-			--iodepth=1 --size="$DISK_BYTES" --end_fsync=1 "${ro[@]}" \
+			--iodepth=1 --size="$size" --end_fsync=1 "${ro[@]}" \
 			--output-format=json --output="$json" >>"$LOG" 2>&1 || die "fio $rw on $dev failed"
 		bytes=$(jq ".jobs[0].$rw.io_bytes" "$json")
 		secs=$(jq ".jobs[0].job_runtime / 1000" "$json")
@@ -268,7 +272,7 @@ dev_rate() {
 		if [ "$rw" = read ]; then
 			line=$(dd if="$dev" of=/dev/null bs=4M iflag=direct 2>&1 | grep copied)
 		else
-			line=$(dd if=/dev/zero of="$dev" bs=4M count="$COUNT_4M" oflag=direct \
+			line=$(dd if=/dev/zero of="$dev" bs=4M count=$((size / 4194304)) oflag=direct \
 				conv=fsync 2>&1 | grep copied)
 		fi || die "dd $rw on $dev failed"
 		bytes=$(echo "$line" | awk '{ print $1 }')
@@ -302,6 +306,8 @@ want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 # encryption at rest, on by default: the key for every imager run, and the
 # on/off pair (group "crypt")
 . "$BENCH_DIR/crypt.sh"
+# flash on a device slower than the CPU (group "throttle")
+. "$BENCH_DIR/throttle.sh"
 
 STORE=$WORK/store
 PC=$WORK/partclone
@@ -354,18 +360,18 @@ check_target() {
 	say "$1: flashed disk checked (e2fsck -fn clean, random files equal)"
 }
 
-# run_imager_flash RUN verify|no-verify
+# run_imager_flash RUN verify|no-verify [NAME-PREFIX]
 run_imager_flash() {
 	local opt=
 	[ "$2" = no-verify ] && opt=--no-verify
 	owned "$TGT" "$TARGET"
 	partx -d "$TGT" 2>/dev/null || true
-	measure "imager-flash-$2" "$1" \
+	measure "${3:-imager-}flash-$2" "$1" \
 		"sed -n 's/.*\"written_bytes\":\([0-9]*\).*/\1/p' '$WORK/flash.json'" \
 		"'$IMAGER' flash bench '$TGT' --store '$STORE' --yes $opt --progress=json" \
 		"> '$WORK/flash.json'"
 	grep '"phase":"done"' "$WORK/flash.json" >>"$LOG"
-	if [ "$1" = 1 ]; then check_target "imager-flash-$2"; fi
+	if [ "$1" = 1 ]; then check_target "${3:-imager-}flash-$2"; fi
 }
 
 run_partclone_restore() {
@@ -413,7 +419,7 @@ if want capture; then
 		run_partclone_capture "$r"
 		run_dd_capture "$r"
 	done
-elif want flash; then
+elif want flash || want throttle; then
 	run_imager_capture 1
 	run_partclone_capture 1
 fi
@@ -430,6 +436,10 @@ fi
 
 if want crypt; then
 	crypt_runs
+fi
+
+if want throttle; then
+	throttle_runs
 fi
 
 detach "$TGT"
@@ -506,6 +516,7 @@ have() { [ -n "$(med "$1" 3)" ]; }
 			"$(verdict "$x < 256")"
 	done
 	crypt_report
+	throttle_report
 } >"$OUT/results.txt"
 cat "$OUT/results.txt"
 say "results in $OUT/results.txt, every run in $TSV, commands and output in $LOG"
