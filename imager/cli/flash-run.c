@@ -139,6 +139,23 @@ static int flash(const struct flash_request *req, struct report *rep)
 		r = 0;
 		goto out;
 	}
+	/* a damaged or altered chunk is refused before the first write to any target */
+	for (size_t i = 0; i < n_targets; i++) {
+		struct flash_options o = {
+			.disk_index = (unsigned) i, .progress = cli_progress,
+			.userdata = (void *) &req->progress,
+		};
+		_cleanup_free_ char *reason = NULL;
+
+		r = flash_authenticate(&m->disks[i], store, &o, &reason);
+		cli_progress_end(req->progress);
+		if (r < 0) {
+			r = log_error_errno(r, "Refusing to flash %s '%s': %s.",
+					    req->kind == MANIFEST_KIND_SNAPSHOT ? "snapshot" : "image",
+					    image, reason ? reason : strerror(-r));
+			goto out;
+		}
+	}
 
 	for (size_t i = 0; i < n_targets; i++) {
 		const struct manifest_disk *md = &m->disks[i];

@@ -327,8 +327,9 @@ int chunk_decode(const void *file, size_t file_size, const struct chunk_id *expe
 	return chunk_decode_sealed((void *) file, file_size, NULL, expected, buf, buf_size);
 }
 
-int chunk_decode_sealed(void *file, size_t file_size, const struct crypt_keys *keys,
-			const struct chunk_id *expected, void *buf, size_t buf_size)
+/* With @buf NULL: authenticate only (@keys needed), nothing is decompressed or hashed. */
+static int decode(void *file, size_t file_size, const struct crypt_keys *keys,
+		  const struct chunk_id *expected, void *buf, size_t buf_size)
 {
 	const uint8_t *payload;
 	struct chunk_file_header h;
@@ -336,7 +337,7 @@ int chunk_decode_sealed(void *file, size_t file_size, const struct crypt_keys *k
 	uint32_t usize, psize;
 	int r;
 
-	if (!file || !expected || !buf)
+	if (!file || !expected || (!buf && !keys))
 		return -EINVAL;
 	if (file_size < sizeof(h))
 		return -EBADMSG;
@@ -382,13 +383,15 @@ int chunk_decode_sealed(void *file, size_t file_size, const struct crypt_keys *k
 		psize -= CRYPT_TAG_BYTES;
 		chunk_aad(&h, expected, aad);
 		/* raw bytes go straight to @buf; a zstd frame is decrypted in place */
-		out = h.compression == CHUNK_COMPRESSION_NONE && psize == usize ?
+		out = buf && h.compression == CHUNK_COMPRESSION_NONE && psize == usize ?
 			      buf :
 			      (uint8_t *) file + sizeof(h);
 		r = crypt_aead_open(keys->chunk_key, seal.nonce, aad, sizeof(aad), payload, out,
 				    psize, payload + psize);
 		if (r < 0)
 			return r; /* -EBADMSG: authentication failed, nothing is decompressed */
+		if (!buf)
+			return 0;
 		if (out == buf) {
 			if (h.compression != CHUNK_COMPRESSION_NONE)
 				return -EBADMSG;
@@ -442,4 +445,16 @@ check_id:
 	if (!chunk_id_equal(&actual, expected))
 		return -EBADMSG;
 	return 0;
+}
+
+int chunk_decode_sealed(void *file, size_t file_size, const struct crypt_keys *keys,
+			const struct chunk_id *expected, void *buf, size_t buf_size)
+{
+	return buf ? decode(file, file_size, keys, expected, buf, buf_size) : -EINVAL;
+}
+
+int chunk_authenticate_sealed(void *file, size_t file_size, const struct crypt_keys *keys,
+			      const struct chunk_id *expected, size_t size)
+{
+	return keys ? decode(file, file_size, keys, expected, NULL, size) : -EINVAL;
 }

@@ -662,6 +662,101 @@ int flash_disk(int fd, uint64_t target_size_bytes, const struct manifest_disk *m
 	return 0;
 }
 
+/* --- authentication before writing ------------------------------------------------------ */
+
+struct auth_item {
+	size_t index; /* in md->chunks */
+	int r;
+};
+
+struct auth_ctx {
+	const struct manifest_disk *md;
+	struct store *store;
+	const struct flash_options *o;
+	uint64_t done_bytes, total_bytes;
+	double start, last_report;
+	size_t bad;
+};
+
+static int auth_produce(void *userdata, uint64_t seq, void *item)
+{
+	struct auth_ctx *c = userdata;
+	struct auth_item *it = item;
+
+	if (seq >= c->md->n_chunks)
+		return 0;
+	it->index = (size_t) seq;
+	it->r = 0;
+	store_prefetch_chunk(c->store, &c->md->chunks[seq].id);
+	return 1;
+}
+
+static int auth_work(void *userdata, void *item)
+{
+	struct auth_ctx *c = userdata;
+	struct auth_item *it = item;
+	const struct manifest_chunk *ch = &c->md->chunks[it->index];
+
+	it->r = store_authenticate_chunk(c->store, &ch->id, ch->size_bytes);
+	return 0;
+}
+
+static int auth_consume(void *userdata, uint64_t seq, void *item)
+{
+	struct auth_ctx *c = userdata;
+	struct auth_item *it = item;
+	double t = now_s();
+
+	if (it->r < 0) {
+		c->bad = it->index;
+		return it->r;
+	}
+	c->done_bytes += c->md->chunks[it->index].size_bytes;
+	if (c->o->progress && (t - c->last_report >= 0.5 || c->done_bytes == c->total_bytes)) {
+		c->last_report = t;
+		c->o->progress(&(struct progress){ .phase = "authenticate",
+						   .disk_index = c->o->disk_index,
+						   .done_bytes = c->done_bytes,
+						   .total_bytes = c->total_bytes,
+						   .elapsed_s = t - c->start },
+			       c->o->userdata);
+	}
+	return 0;
+}
+
+int flash_authenticate(const struct manifest_disk *md, struct store *s,
+		       const struct flash_options *o, char **ret_reason)
+{
+	unsigned n_workers = io_workers(), n_slots = 4 * n_workers;
+	_cleanup_free_ struct auth_item *items = NULL;
+	struct auth_ctx c = { .md = md, .store = s, .o = o };
+	static const struct pmap_ops ops = {
+		.produce = auth_produce, .work = auth_work, .consume = auth_consume,
+	};
+	int r;
+
+	if (!store_is_encrypted(s))
+		return 0; /* no tags: each chunk's hash is checked just before it is written */
+	items = calloc(n_slots, sizeof(*items));
+	if (!items)
+		return -ENOMEM;
+	for (size_t i = 0; i < md->n_chunks; i++)
+		c.total_bytes += md->chunks[i].size_bytes;
+	c.start = c.last_report = now_s();
+	r = pmap_run(&ops, &c, items, sizeof(*items), n_slots, n_workers);
+	if (r < 0 && ret_reason) {
+		char id[CHUNK_ID_STRING_MAX];
+		const struct manifest_chunk *ch = &md->chunks[c.bad];
+		(void) asprintf(ret_reason, "chunk %s (disk offset %llu) %s",
+				chunk_id_to_string(&ch->id, id),
+				(unsigned long long) ch->offset_bytes,
+				r == -EBADMSG ? "failed authentication (damaged or altered)" :
+				r == -ENOENT  ? "is missing from the store" :
+						"cannot be read");
+	}
+	return r;
+}
+
 /* --- verification ------------------------------------------------------------------------ */
 
 struct vread_ctx {

@@ -548,6 +548,34 @@ int store_get_chunk(struct store *s, const struct chunk_id *id, void *buf, size_
 	return store_decode_chunk(s, id, file, file_size, buf, size);
 }
 
+int store_authenticate_chunk(struct store *s, const struct chunk_id *id, size_t size)
+{
+	_cleanup_free_ uint8_t *file = NULL;
+	const struct crypt_keys *keys;
+	char path[CHUNK_RELPATH_MAX];
+	size_t file_size;
+	int r;
+
+	if (!s || !id || size == 0 || size > CHUNK_SIZE_BYTES)
+		return -EINVAL;
+	if (!s->crypt)
+		return -EOPNOTSUPP;
+	if (size == CHUNK_SIZE_BYTES && chunk_id_is_zero(id, size))
+		return 0;
+	r = store_crypt_keys(s->crypt, &keys);
+	if (r < 0)
+		return r;
+	r = commit_if_pending(s, id);
+	if (r < 0)
+		return r;
+	chunk_relpath(id, path);
+	r = read_bounded_at(s->dir_fd, path, CHUNK_FILE_BYTES_MAX + CRYPT_TAG_BYTES, &file,
+			    &file_size);
+	if (r < 0)
+		return r;
+	return chunk_authenticate_sealed(file, file_size, keys, id, size);
+}
+
 int store_decode_chunk(struct store *s, const struct chunk_id *id, void *file, size_t file_size,
 		       void *buf, size_t size)
 {

@@ -202,6 +202,24 @@ test_expect_success 'a flipped byte in a chunk: authentication error, no partiti
 	grep -q "chunk .*damaged" fv.out
 '
 
+# Whichever chunk is damaged, the flash authenticates every chunk before it
+# writes: the target keeps every byte (without the pass, the chunks before
+# the damaged one in disk order, or on other workers, would be written).
+test_expect_success 'a flipped byte in any one chunk: refused before anything reaches the target' '
+	make_blank_disk keep.img 64M &&
+	printf "\x5a%.0s" $(seq 1 4096) | dd of=keep.img bs=1M seek=8 conv=notrunc status=none &&
+	sha256sum keep.img >keep.sum &&
+	n=0 && for c in $(cd store && find chunks -name "*.chunk" | sort); do
+		rm -rf one && cp -a store one &&
+		flip_byte "one/$c" $(( $(stat -c %s "one/$c") / 2 )) &&
+		expect_exit 3 "$IMAGER" flash sec keep.img --store one --yes 2>one.err &&
+		grep -q "Refusing to flash image .sec.: chunk .* failed authentication" one.err &&
+		sha256sum -c --quiet keep.sum || return 1
+		n=$((n + 1))
+	done &&
+	test "$n" -ge 3
+'
+
 test_expect_success 'a flipped byte in every chunk (header or payload): the target is not touched' '
 	cp -a store flip-all &&
 	i=0 && for c in $(find flip-all/chunks -name "*.chunk" | sort); do

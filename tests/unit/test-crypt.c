@@ -360,6 +360,26 @@ TEST(sealed_chunks)
 		ASSERT_ERR(chunk_decode_sealed(copy, n, &k, &id, out, size), -EBADMSG);
 		memcpy(copy, file, n);
 		ASSERT_ERR(chunk_decode_sealed(copy, n - 1, &k, &id, out, size), -EBADMSG);
+
+		/* authentication alone (flash's pass before writing) sees the same damage */
+		memcpy(copy, file, n);
+		ASSERT_OK(chunk_authenticate_sealed(copy, n, &k, &id, size));
+		for (size_t i = 0; i < n; i += (i < 128 ? 1 : 997)) {
+			int r;
+
+			memcpy(copy, file, n);
+			copy[i] ^= 0x10;
+			r = chunk_authenticate_sealed(copy, n, &k, &id, size);
+			if (r != -EBADMSG && r != -EPROTONOSUPPORT)
+				UNIT_FAIL("authenticate, flip at %zu: %d", i, r);
+		}
+		memcpy(copy, file, n);
+		ASSERT_ERR(chunk_authenticate_sealed(copy, n, &other, &id, size), -EBADMSG);
+		memcpy(copy, file, n);
+		ASSERT_ERR(chunk_authenticate_sealed(copy, n, &k, &plain_id, size), -EBADMSG);
+		memcpy(copy, file, n);
+		ASSERT_ERR(chunk_authenticate_sealed(copy, n, &k, &id, size - 1), -EBADMSG);
+		ASSERT_ERR(chunk_authenticate_sealed(copy, n, NULL, &id, size), -EINVAL);
 		free(file);
 	}
 	/* an encrypted store holds no plaintext chunk files */

@@ -55,6 +55,19 @@ uint64_t flash_required_bytes(const struct manifest_disk *md);
 int flash_check(const struct manifest_disk *md, struct store *s, uint64_t target_size_bytes,
 		uint32_t target_logical_sector_bytes, bool grow, char **ret_reason);
 
+/*
+ * In an encrypted store, reads every chunk of @md and checks its
+ * authentication tag (store_authenticate_chunk()), in parallel, so that a
+ * damaged or altered chunk is refused before anything reaches a target
+ * (progress phase "authenticate"). The chunk files stay in the page cache
+ * for the write that follows when memory allows. A no-op in an unencrypted
+ * store: its chunks are hash-checked one by one just before each is written
+ * (and the partition table comes last). -EBADMSG, -ENOENT or -EIO with a
+ * one-line *ret_reason naming the chunk.
+ */
+int flash_authenticate(const struct manifest_disk *md, struct store *s,
+		       const struct flash_options *o, char **ret_reason);
+
 /* Writes @md onto the target open on @fd (O_RDWR, exclusive). See the order above. */
 int flash_disk(int fd, uint64_t target_size_bytes, const struct manifest_disk *md,
 	       struct store *s, const struct flash_options *o, struct flash_stats *stats,

@@ -68,6 +68,13 @@ int store_get_chunk(struct store *s, const struct chunk_id *id, void *buf, size_
  * store_get_chunk() a little later does not wait for it. Best effort.
  */
 void store_prefetch_chunk(struct store *s, const struct chunk_id *id);
+/*
+ * Reads a chunk file of an encrypted store and checks its authentication tag
+ * only (chunk_authenticate_sealed()): -EBADMSG if it was damaged or altered,
+ * -ENOENT if missing, -EOPNOTSUPP in an unencrypted store (its chunks carry
+ * no tag; store_get_chunk() checks their hash when they are read).
+ */
+int store_authenticate_chunk(struct store *s, const struct chunk_id *id, size_t size);
 /* Size of the chunk file on disk, for accounting. */
 int store_chunk_stored_bytes(struct store *s, const struct chunk_id *id, uint64_t *ret);
 /*
