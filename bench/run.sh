@@ -360,6 +360,17 @@ check_target() {
 	say "$1: flashed disk checked (e2fsck -fn clean, random files equal)"
 }
 
+# flash_phase_rows NAME RUN JSON: rows NAME:authenticate and NAME:write (wall = the
+# phase's seconds, bytes = written bytes) from imager flash --progress=json output
+flash_phase_rows() {
+	local auth write bytes
+	auth=$(grep '"phase":"authenticate"' "$3" | tail -1 | sed -n 's/.*"elapsed_s":\([0-9.]*\).*/\1/p')
+	write=$(sed -n 's/.*"phase":"done".*"write_seconds":\([0-9.]*\).*/\1/p' "$3")
+	bytes=$(sed -n 's/.*"phase":"done".*"written_bytes":\([0-9]*\).*/\1/p' "$3")
+	printf '%s:authenticate\t%s\t%s\t0\t0\t%s\t0\n' "$1" "$2" "${auth:-0}" "$bytes" >>"$TSV"
+	printf '%s:write\t%s\t%s\t0\t0\t%s\t0\n' "$1" "$2" "$write" "$bytes" >>"$TSV"
+}
+
 # run_imager_flash RUN verify|no-verify [NAME-PREFIX]
 run_imager_flash() {
 	local opt=
@@ -371,6 +382,9 @@ run_imager_flash() {
 		"'$IMAGER' flash bench '$TGT' --store '$STORE' --yes $opt --progress=json" \
 		"> '$WORK/flash.json'"
 	grep '"phase":"done"' "$WORK/flash.json" >>"$LOG"
+	# the phases inside the run, as rows of their own: NAME:authenticate (the
+	# pass over an encrypted store's chunks before any write) and NAME:write
+	flash_phase_rows "${3:-imager-}flash-$2" "$1" "$WORK/flash.json"
 	if [ "$1" = 1 ]; then check_target "${3:-imager-}flash-$2"; fi
 }
 
@@ -461,9 +475,10 @@ have() { [ -n "$(med "$1" 3)" ]; }
 	echo "disk: $GIB GiB GPT (1 MiB BIOS-boot, $ESP_MIB MiB FAT32 ESP, ext4 root), $(cat "$READY")"
 	echo "$("$IMAGER" --version 2>&1 | head -1) ($IMAGER)"
 	echo "imager used bytes (what capture reads): ${USED_BYTES:-?}; runs: $RUNS, medians"
-	echo "1-min load average at run starts: median $(cut -f7 "$TSV" | tail -n +2 | sort -g |
-		awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'), max $(cut -f7 "$TSV" |
-		tail -n +2 | sort -g | tail -1) (on $(nproc) CPUs; 0 = idle)"
+	loads() { awk -F'\t' 'NR > 1 && $1 !~ /:/ { print $7 }' "$TSV" | sort -g; }
+	echo "1-min load average at run starts: median $(loads |
+		awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'), max $(loads | tail -1)" \
+		"(on $(nproc) CPUs; 0 = idle)"
 	echo
 	printf '%-24s %9s %9s %9s %14s %10s\n' test wall_s cpu_s rss_MiB bytes MB/s
 	for t in device-read device-write imager-capture partclone-capture dd-capture \
@@ -508,6 +523,11 @@ have() { [ -n "$(med "$1" 3)" ]; }
 			printf '  flash %-9s write rate vs O_DIRECT write: %s / %s MB/s = %s%% (target >= 90%%) %s\n' \
 				"$v" "$fr" "$dw" "$x" "$(verdict "$x >= 90")"
 		done
+		if have imager-flash-no-verify:write; then
+			fr=$(calc %.1f "$(med imager-flash-no-verify:write 6) / $(med imager-flash-no-verify:write 3) / 1e6")
+			printf '  flash no-verify, write phase only: %s MB/s = %s%%; before it %s s authenticating the chunks\n' \
+				"$fr" "$(calc %.0f "100 * $fr / $dw")" "$(med imager-flash-no-verify:authenticate 3)"
+		fi
 	fi
 	for t in imager-capture imager-flash-verify imager-flash-no-verify; do
 		have "$t" || continue

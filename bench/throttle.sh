@@ -97,6 +97,13 @@ throttle_report() {
 		printf '  flash no-verify write rate vs O_DIRECT write: %s / %s MB/s = %s%% (target >= 90%%) %s\n' \
 			"$fr" "$dw" "$x" "$(verdict "$x >= 90")"
 	fi
+	if have throttle-flash-no-verify:write; then
+		# what the target sees once writing starts, and the pass before it
+		fr=$(calc %.1f "$(med throttle-flash-no-verify:write 6) / $(med throttle-flash-no-verify:write 3) / 1e6")
+		x=$(calc %.0f "100 * $fr / $dw")
+		printf '  the same, write phase only: %s MB/s = %s%% of the device; before it, %s s authenticating the chunks\n' \
+			"$fr" "$x" "$(med throttle-flash-no-verify:authenticate 3)"
+	fi
 	if have throttle-flash-verify; then
 		# the least a verified flash can take: write every byte, then read it back
 		ideal=$(calc %.2f "$(med throttle-flash-verify 6) / ($dw * 1e6) + $(med throttle-flash-verify 6) / ($THROTTLE_READ_MBPS * 1e6)")
