@@ -22,6 +22,7 @@
 #include "util/io.h"
 #include "util/log.h"
 #include "util/strutil.h"
+#include "util/wire.h"
 
 DEFINE_CLEANUP(struct manifest *, manifest_free)
 
@@ -48,29 +49,15 @@ struct deprecation_header {
 _Static_assert(sizeof(struct deprecation_header) == DEPRECATION_HEADER_BYTES,
 	       "deprecation header size");
 
-static const char *const state_table[_DEPRECATION_STATE_MAX] = {
+static const char *const deprecation_state_table[_DEPRECATION_STATE_MAX] = {
 	[DEPRECATION_ACTIVE] = "ACTIVE",
 	[DEPRECATION_DEPRECATED] = "DEPRECATED",
 	[DEPRECATION_OBSOLETE] = "OBSOLETE",
 	[DEPRECATION_DELETED] = "DELETED",
 };
-
-const char *deprecation_state_to_string(enum deprecation_state s)
-{
-	if ((int) s < 0 || s >= _DEPRECATION_STATE_MAX)
-		return NULL;
-	return state_table[s];
-}
-
-enum deprecation_state deprecation_state_from_string(const char *s)
-{
-	if (!s)
-		return _DEPRECATION_STATE_INVALID;
-	for (int i = 0; i < _DEPRECATION_STATE_MAX; i++)
-		if (strcasecmp(state_table[i], s) == 0)
-			return (enum deprecation_state) i;
-	return _DEPRECATION_STATE_INVALID;
-}
+DEFINE_STRING_TABLE_TO_STRING(deprecation_state, enum deprecation_state, _DEPRECATION_STATE_MAX)
+DEFINE_STRING_TABLE_FROM_STRING(deprecation_state, enum deprecation_state, _DEPRECATION_STATE_MAX,
+				_DEPRECATION_STATE_INVALID, strcasecmp)
 
 void deprecation_done(struct deprecation *d)
 {
@@ -131,68 +118,22 @@ int deprecation_validate(const struct deprecation *d)
 	return 0;
 }
 
-/* ---- encoding: the varint, zigzag and str rules of the manifest (docs/FORMAT.md) ---- */
+/* ---- encoding: the manifest's wire rules (util/wire.h, docs/FORMAT.md) ---- */
 
-struct obuf {
-	uint8_t data[DEPRECATION_FILE_BYTES_MAX];
-	size_t size;
-	bool overflow;
-};
-
-static void o_bytes(struct obuf *o, const void *p, size_t n)
-{
-	if (o->overflow || n > sizeof(o->data) - o->size) {
-		o->overflow = true;
-		return;
-	}
-	memcpy(o->data + o->size, p, n);
-	o->size += n;
-}
-
-static void o_varint(struct obuf *o, uint64_t v)
-{
-	uint8_t tmp[10];
-	size_t n = 0;
-
-	do {
-		tmp[n] = v & 0x7f;
-		v >>= 7;
-		if (v)
-			tmp[n] |= 0x80;
-		n++;
-	} while (v);
-	o_bytes(o, tmp, n);
-}
-
-static void o_zigzag(struct obuf *o, int64_t v)
-{
-	o_varint(o, ((uint64_t) v << 1) ^ (uint64_t) (v >> 63));
-}
-
-static void o_str(struct obuf *o, const char *s)
-{
-	if (!s) {
-		o_varint(o, 0);
-		return;
-	}
-	o_varint(o, (uint64_t) strlen(s) + 1);
-	o_bytes(o, s, strlen(s));
-}
+/* an image name is at most 63 bytes; the decoder bounds the field before it allocates */
+#define REPLACEMENT_BYTES_MAX 255
 
 int deprecation_encode(const struct deprecation *d, void **ret, size_t *ret_size)
 {
-	_cleanup_free_ struct obuf *rec = NULL, *file = NULL;
+	_cleanup_(wire_out_done) struct wire_out rec = { .max = DEPRECATION_FILE_BYTES_MAX },
+						 file = { .max = DEPRECATION_FILE_BYTES_MAX };
 	struct deprecation_header h = {};
 	struct chunk_id sum;
 	uint64_t scheduled = 0;
-	void *p;
+	uint8_t *head;
 
 	if (!d || deprecation_validate(d) < 0)
 		return -EINVAL;
-	rec = calloc(1, sizeof(*rec));
-	file = calloc(1, sizeof(*file));
-	if (!rec || !file)
-		return -ENOMEM;
 
 	if (d->deprecate_on != DEPRECATION_TIME_UNSET)
 		scheduled |= SCHEDULE_DEPRECATE;
@@ -200,137 +141,60 @@ int deprecation_encode(const struct deprecation *d, void **ret, size_t *ret_size
 		scheduled |= SCHEDULE_OBSOLETE;
 	if (d->delete_on != DEPRECATION_TIME_UNSET)
 		scheduled |= SCHEDULE_DELETE;
-	o_varint(rec, (uint64_t) d->state);
-	o_str(rec, d->replacement);
-	o_varint(rec, scheduled);
+	wire_put_varint(&rec, (uint64_t) d->state);
+	wire_put_str(&rec, d->replacement);
+	wire_put_varint(&rec, scheduled);
 	if (scheduled & SCHEDULE_DEPRECATE)
-		o_zigzag(rec, d->deprecate_on);
+		wire_put_zigzag(&rec, d->deprecate_on);
 	if (scheduled & SCHEDULE_OBSOLETE)
-		o_zigzag(rec, d->obsolete_on);
+		wire_put_zigzag(&rec, d->obsolete_on);
 	if (scheduled & SCHEDULE_DELETE)
-		o_zigzag(rec, d->delete_on);
-	o_zigzag(rec, d->changed_unix);
-	if (rec->overflow)
-		return -EINVAL;
+		wire_put_zigzag(&rec, d->delete_on);
+	wire_put_zigzag(&rec, d->changed_unix);
 
 	/* payload: the record, as a DEPRECATION section of a manifest would carry it */
-	file->size = DEPRECATION_HEADER_BYTES;
-	o_varint(file, rec->size);
-	o_bytes(file, rec->data, rec->size);
-	if (file->overflow)
-		return -EINVAL;
+	head = wire_out_grow(&file, DEPRECATION_HEADER_BYTES);
+	if (head)
+		memset(head, 0, DEPRECATION_HEADER_BYTES);
+	wire_put_record(&file, &rec);
+	if (file.error < 0)
+		return file.error == -E2BIG ? -EINVAL : file.error;
 
 	memcpy(h.magic, deprecation_magic, sizeof(h.magic));
 	h.version_major = htole16(DEPRECATION_VERSION_MAJOR);
 	h.version_minor = htole16(DEPRECATION_VERSION_MINOR);
-	h.payload_size = htole32((uint32_t) (file->size - DEPRECATION_HEADER_BYTES));
-	memcpy(file->data, &h, sizeof(h)); /* checksum still zero */
-	chunk_id_compute(file->data, file->size, &sum);
-	memcpy(file->data + offsetof(struct deprecation_header, checksum), sum.bytes,
+	h.payload_size = htole32((uint32_t) (file.size - DEPRECATION_HEADER_BYTES));
+	memcpy(file.data, &h, sizeof(h)); /* checksum still zero */
+	chunk_id_compute(file.data, file.size, &sum);
+	memcpy(file.data + offsetof(struct deprecation_header, checksum), sum.bytes,
 	       sizeof(sum.bytes));
 
-	p = malloc(file->size);
-	if (!p)
-		return -ENOMEM;
-	memcpy(p, file->data, file->size);
-	*ret_size = file->size;
-	*ret = p;
+	*ret_size = file.size;
+	*ret = TAKE_PTR(file.data);
 	return 0;
 }
 
 /* ---- decoding ---- */
 
-struct ibuf {
-	const uint8_t *p;
-	size_t n;
-};
-
-static int i_varint(struct ibuf *b, uint64_t *ret)
-{
-	uint64_t v = 0;
-
-	for (unsigned i = 0; i < 10; i++) {
-		uint8_t c;
-
-		if (b->n == 0)
-			return -EBADMSG;
-		c = *b->p++;
-		b->n--;
-		if (i == 9 && c > 1)
-			return -EBADMSG;
-		v |= (uint64_t) (c & 0x7f) << (7 * i);
-		if (!(c & 0x80)) {
-			if (c == 0 && i > 0)
-				return -EBADMSG; /* overlong */
-			*ret = v;
-			return 0;
-		}
-	}
-	return -EBADMSG;
-}
-
-static int i_zigzag(struct ibuf *b, int64_t *ret)
-{
-	uint64_t zz;
-	int r = i_varint(b, &zz);
-
-	if (r < 0)
-		return r;
-	*ret = (int64_t) ((zz >> 1) ^ (~(zz & 1) + 1));
-	return 0;
-}
-
-static int i_str(struct ibuf *b, char **ret)
-{
-	uint64_t len;
-	char *s;
-	int r = i_varint(b, &len);
-
-	if (r < 0)
-		return r;
-	if (len == 0) {
-		*ret = NULL;
-		return 0;
-	}
-	len--;
-	if (len > b->n || len > 255)
-		return -EBADMSG;
-	if (memchr(b->p, 0, (size_t) len))
-		return -EBADMSG;
-	s = strndup((const char *) b->p, (size_t) len);
-	if (!s)
-		return -ENOMEM;
-	b->p += len, b->n -= (size_t) len;
-	*ret = s;
-	return 0;
-}
-
-#define TRY(expr)                                                                                  \
-	do {                                                                                       \
-		int _k = (expr);                                                                   \
-		if (_k < 0)                                                                        \
-			return _k;                                                                 \
-	} while (0)
-
-static int decode_record(struct ibuf *rec, struct deprecation *d)
+static int decode_record(struct wire_in *rec, struct deprecation *d)
 {
 	uint64_t state, scheduled;
 
-	TRY(i_varint(rec, &state));
+	WIRE_TRY(wire_get_varint(rec, &state));
 	if (state >= _DEPRECATION_STATE_MAX)
 		return -EPROTONOSUPPORT; /* a state of a newer version */
 	d->state = (enum deprecation_state) state;
-	TRY(i_str(rec, &d->replacement));
-	TRY(i_varint(rec, &scheduled));
+	WIRE_TRY(wire_get_str(rec, REPLACEMENT_BYTES_MAX, &d->replacement));
+	WIRE_TRY(wire_get_varint(rec, &scheduled));
 	if (scheduled & ~(SCHEDULE_DEPRECATE | SCHEDULE_OBSOLETE | SCHEDULE_DELETE))
 		return -EPROTONOSUPPORT; /* a transition this version does not know */
 	if (scheduled & SCHEDULE_DEPRECATE)
-		TRY(i_zigzag(rec, &d->deprecate_on));
+		WIRE_TRY(wire_get_zigzag(rec, &d->deprecate_on));
 	if (scheduled & SCHEDULE_OBSOLETE)
-		TRY(i_zigzag(rec, &d->obsolete_on));
+		WIRE_TRY(wire_get_zigzag(rec, &d->obsolete_on));
 	if (scheduled & SCHEDULE_DELETE)
-		TRY(i_zigzag(rec, &d->delete_on));
-	TRY(i_zigzag(rec, &d->changed_unix));
+		WIRE_TRY(wire_get_zigzag(rec, &d->delete_on));
+	WIRE_TRY(wire_get_zigzag(rec, &d->changed_unix));
 	/* a newer minor version's fields follow: skipped */
 	return 0;
 }
@@ -340,7 +204,7 @@ int deprecation_decode(const void *data, size_t size, struct deprecation *ret)
 	struct deprecation d = DEPRECATION_INIT;
 	struct deprecation_header h;
 	struct chunk_id sum;
-	struct ibuf body, rec;
+	struct wire_in body, rec;
 	uint64_t len;
 	int r;
 
@@ -373,14 +237,14 @@ int deprecation_decode(const void *data, size_t size, struct deprecation *ret)
 	if (le32toh(h.flags) != 0)
 		return -EPROTONOSUPPORT;
 
-	body = (struct ibuf){ (const uint8_t *) data + DEPRECATION_HEADER_BYTES,
+	body = (struct wire_in){ (const uint8_t *) data + DEPRECATION_HEADER_BYTES,
 			      size - DEPRECATION_HEADER_BYTES };
-	r = i_varint(&body, &len);
+	r = wire_get_varint(&body, &len);
 	if (r < 0)
 		return r;
 	if (len != body.n)
 		return -EBADMSG; /* exactly one record */
-	rec = (struct ibuf){ body.p, (size_t) len };
+	rec = (struct wire_in){ body.p, (size_t) len };
 	r = decode_record(&rec, &d);
 	if (r >= 0 && deprecation_validate(&d) < 0)
 		r = -EBADMSG;

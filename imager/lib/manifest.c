@@ -17,6 +17,8 @@
 #include "imager/manifest.h"
 #include "util/cleanup.h"
 #include "util/log.h"
+#include "util/strutil.h"
+#include "util/wire.h"
 
 static const uint8_t manifest_magic[8] = { 'I', 'M', 'G', 'M', 'A', 'N', 'I', 'F' };
 #define MANIFEST_HEADER_BYTES 96
@@ -64,46 +66,20 @@ static const char *const capture_method_table[_CAPTURE_METHOD_MAX] = {
 	[CAPTURE_RAW] = "raw",
 };
 
-const char *capture_method_to_string(enum capture_method m)
-{
-	if ((int) m < 0 || m >= _CAPTURE_METHOD_MAX)
-		return NULL;
-	return capture_method_table[m];
-}
-
-enum capture_method capture_method_from_string(const char *s)
-{
-	if (!s)
-		return _CAPTURE_METHOD_INVALID;
-	for (int i = 0; i < _CAPTURE_METHOD_MAX; i++)
-		if (strcmp(capture_method_table[i], s) == 0)
-			return (enum capture_method) i;
-	return _CAPTURE_METHOD_INVALID;
-}
+DEFINE_STRING_TABLE_TO_STRING(capture_method, enum capture_method, _CAPTURE_METHOD_MAX)
+DEFINE_STRING_TABLE_FROM_STRING(capture_method, enum capture_method, _CAPTURE_METHOD_MAX,
+				_CAPTURE_METHOD_INVALID, strcmp)
 
 static const char *const manifest_kind_table[_MANIFEST_KIND_MAX] = {
 	[MANIFEST_KIND_IMAGE] = "image",
 	[MANIFEST_KIND_SNAPSHOT] = "snapshot",
 };
 
-const char *manifest_kind_to_string(enum manifest_kind k)
-{
-	if ((int) k < 0 || k >= _MANIFEST_KIND_MAX)
-		return NULL;
-	return manifest_kind_table[k];
-}
+DEFINE_STRING_TABLE_TO_STRING(manifest_kind, enum manifest_kind, _MANIFEST_KIND_MAX)
+DEFINE_STRING_TABLE_FROM_STRING(manifest_kind, enum manifest_kind, _MANIFEST_KIND_MAX,
+				_MANIFEST_KIND_INVALID, strcmp)
 
-enum manifest_kind manifest_kind_from_string(const char *s)
-{
-	if (!s)
-		return _MANIFEST_KIND_INVALID;
-	for (int i = 0; i < _MANIFEST_KIND_MAX; i++)
-		if (strcmp(manifest_kind_table[i], s) == 0)
-			return (enum manifest_kind) i;
-	return _MANIFEST_KIND_INVALID;
-}
-
-static const char *const source_type_table[_MANIFEST_SOURCE_TYPE_MAX] = {
+static const char *const manifest_source_type_table[_MANIFEST_SOURCE_TYPE_MAX] = {
 	[MANIFEST_SOURCE_NONE] = "none",
 	[MANIFEST_SOURCE_DISK] = "disk",
 	[MANIFEST_SOURCE_IMAGE] = "image",
@@ -111,12 +87,8 @@ static const char *const source_type_table[_MANIFEST_SOURCE_TYPE_MAX] = {
 	[MANIFEST_SOURCE_FILE] = "file",
 };
 
-const char *manifest_source_type_to_string(enum manifest_source_type t)
-{
-	if ((int) t < 0 || t >= _MANIFEST_SOURCE_TYPE_MAX)
-		return NULL;
-	return source_type_table[t];
-}
+DEFINE_STRING_TABLE_TO_STRING(manifest_source_type, enum manifest_source_type,
+			      _MANIFEST_SOURCE_TYPE_MAX)
 
 void manifest_source_done(struct manifest_source *s)
 {
@@ -493,217 +465,143 @@ int manifest_validate(const struct manifest *m)
 
 /* ---- encoding ---- */
 
-struct wbuf {
-	uint8_t *data;
-	size_t size, cap;
-	bool oom;
-};
-
-static void wbuf_done(struct wbuf *b)
-{
-	free(b->data);
-}
-
-static uint8_t *wbuf_grow(struct wbuf *b, size_t n)
-{
-	if (b->oom)
-		return NULL;
-	if (n > b->cap - b->size) {
-		size_t cap = MAX(b->cap * 2, b->size + n);
-		cap = MAX(cap, (size_t) 256);
-		uint8_t *p = realloc(b->data, cap);
-		if (!p) {
-			b->oom = true;
-			return NULL;
-		}
-		b->data = p, b->cap = cap;
-	}
-	b->size += n;
-	return b->data + b->size - n;
-}
-
-static void put_bytes(struct wbuf *b, const void *p, size_t n)
-{
-	uint8_t *q = wbuf_grow(b, n);
-	if (q && n)
-		memcpy(q, p, n);
-}
-
-static void put_varint(struct wbuf *b, uint64_t v)
-{
-	uint8_t tmp[10];
-	size_t n = 0;
-
-	do {
-		tmp[n] = v & 0x7f;
-		v >>= 7;
-		if (v)
-			tmp[n] |= 0x80;
-		n++;
-	} while (v);
-	put_bytes(b, tmp, n);
-}
-
-static void put_str(struct wbuf *b, const char *s)
-{
-	/* length + 1, so that 0 stands for "none" (NULL) */
-	if (!s) {
-		put_varint(b, 0);
-		return;
-	}
-	put_varint(b, (uint64_t) strlen(s) + 1);
-	put_bytes(b, s, strlen(s));
-}
-
-/* A record: varint length, then the fields; readers skip fields they do not know. */
-static void put_record(struct wbuf *b, struct wbuf *rec)
-{
-	if (rec->oom) {
-		b->oom = true;
-		return;
-	}
-	put_varint(b, rec->size);
-	put_bytes(b, rec->data, rec->size);
-}
-
-static size_t section_begin(struct wbuf *b, uint32_t type, uint32_t flags)
+static size_t section_begin(struct wire_out *b, uint32_t type, uint32_t flags)
 {
 	struct section_header h = { htole32(type), htole32(flags), 0 };
 	size_t at = b->size;
 
-	put_bytes(b, &h, sizeof(h));
+	wire_put_bytes(b, &h, sizeof(h));
 	return at;
 }
 
-static void section_end(struct wbuf *b, size_t at)
+static void section_end(struct wire_out *b, size_t at)
 {
 	uint64_t len;
 
-	if (b->oom)
+	if (b->error < 0)
 		return;
 	len = htole64((uint64_t) (b->size - at - SECTION_HEADER_BYTES));
 	memcpy(b->data + at + offsetof(struct section_header, length), &len, sizeof(len));
 }
 
-static void encode_image(struct wbuf *b, const struct manifest *m)
+static void encode_image(struct wire_out *b, const struct manifest *m)
 {
-	_cleanup_(wbuf_done) struct wbuf rec = {};
+	_cleanup_(wire_out_done) struct wire_out rec = {};
 	size_t n_labels = 0, at;
-	uint64_t zz = ((uint64_t) m->created_unix << 1) ^ (uint64_t) (m->created_unix >> 63);
 
 	for (char **l = m->labels; l && *l; l++)
 		n_labels++;
-	put_str(&rec, m->name);
-	put_str(&rec, m->description);
-	put_varint(&rec, zz);
-	put_str(&rec, m->tool_version);
-	put_str(&rec, m->host_vendor);
-	put_str(&rec, m->host_product);
-	put_str(&rec, m->host_serial);
-	put_varint(&rec, n_labels);
+	wire_put_str(&rec, m->name);
+	wire_put_str(&rec, m->description);
+	wire_put_zigzag(&rec, m->created_unix);
+	wire_put_str(&rec, m->tool_version);
+	wire_put_str(&rec, m->host_vendor);
+	wire_put_str(&rec, m->host_product);
+	wire_put_str(&rec, m->host_serial);
+	wire_put_varint(&rec, n_labels);
 	for (size_t i = 0; i < n_labels; i++)
-		put_str(&rec, m->labels[i]);
-	put_varint(&rec, (uint64_t) m->kind); /* since 1.1 */
+		wire_put_str(&rec, m->labels[i]);
+	wire_put_varint(&rec, (uint64_t) m->kind); /* since 1.1 */
 
 	at = section_begin(b, MANIFEST_SECTION_IMAGE, MANIFEST_SECTION_FLAG_REQUIRED);
-	put_record(b, &rec);
+	wire_put_record(b, &rec);
 	section_end(b, at);
 }
 
 /* Optional, so that v1.0 readers skip it: a family never changes what is flashed. */
-static void encode_family(struct wbuf *b, const struct manifest *m)
+static void encode_family(struct wire_out *b, const struct manifest *m)
 {
-	_cleanup_(wbuf_done) struct wbuf rec = {};
+	_cleanup_(wire_out_done) struct wire_out rec = {};
 	size_t at;
 
-	put_str(&rec, m->family);
+	wire_put_str(&rec, m->family);
 	at = section_begin(b, MANIFEST_SECTION_FAMILY, 0);
-	put_record(b, &rec);
+	wire_put_record(b, &rec);
 	section_end(b, at);
 }
 
 /* Optional: where an image came from never changes what is flashed. */
-static void encode_source(struct wbuf *b, const struct manifest_source *src)
+static void encode_source(struct wire_out *b, const struct manifest_source *src)
 {
-	_cleanup_(wbuf_done) struct wbuf rec = {};
+	_cleanup_(wire_out_done) struct wire_out rec = {};
 	size_t at, n_nodes = 0;
 
 	for (char **p = src->nodes; p && *p; p++)
 		n_nodes++;
-	put_varint(&rec, (uint64_t) src->type);
-	put_str(&rec, src->name);
-	put_str(&rec, src->format);
-	put_varint(&rec, src->has_digest ? 1 : 0);
+	wire_put_varint(&rec, (uint64_t) src->type);
+	wire_put_str(&rec, src->name);
+	wire_put_str(&rec, src->format);
+	wire_put_varint(&rec, src->has_digest ? 1 : 0);
 	if (src->has_digest)
-		put_bytes(&rec, src->digest, sizeof(src->digest));
-	put_varint(&rec, n_nodes);
+		wire_put_bytes(&rec, src->digest, sizeof(src->digest));
+	wire_put_varint(&rec, n_nodes);
 	for (size_t i = 0; i < n_nodes; i++)
-		put_str(&rec, src->nodes[i]);
+		wire_put_str(&rec, src->nodes[i]);
 	at = section_begin(b, MANIFEST_SECTION_SOURCE, 0);
-	put_record(b, &rec);
+	wire_put_record(b, &rec);
 	section_end(b, at);
 }
 
-static void encode_disk(struct wbuf *b, const struct manifest_disk *d)
+static void encode_disk(struct wire_out *b, const struct manifest_disk *d)
 {
-	_cleanup_(wbuf_done) struct wbuf rec = {};
+	_cleanup_(wire_out_done) struct wire_out rec = {};
 	uint64_t prev_end = 0, next_idx = 0;
 	size_t at;
 
-	put_varint(&rec, d->size_bytes);
-	put_varint(&rec, d->logical_sector_bytes);
-	put_varint(&rec, d->physical_sector_bytes);
-	put_str(&rec, d->label);
-	put_str(&rec, d->disk_id);
-	put_varint(&rec, d->first_usable_bytes);
-	put_varint(&rec, d->last_usable_bytes);
-	put_varint(&rec, d->gpt_n_entries_max);
-	put_bytes(&rec, d->boot_code, sizeof(d->boot_code));
-	put_varint(&rec, d->boot_gap_bytes);
-	put_varint(&rec, d->used_bytes);
-	put_str(&rec, d->model);
-	put_str(&rec, d->serial);
+	wire_put_varint(&rec, d->size_bytes);
+	wire_put_varint(&rec, d->logical_sector_bytes);
+	wire_put_varint(&rec, d->physical_sector_bytes);
+	wire_put_str(&rec, d->label);
+	wire_put_str(&rec, d->disk_id);
+	wire_put_varint(&rec, d->first_usable_bytes);
+	wire_put_varint(&rec, d->last_usable_bytes);
+	wire_put_varint(&rec, d->gpt_n_entries_max);
+	wire_put_bytes(&rec, d->boot_code, sizeof(d->boot_code));
+	wire_put_varint(&rec, d->boot_gap_bytes);
+	wire_put_varint(&rec, d->used_bytes);
+	wire_put_str(&rec, d->model);
+	wire_put_str(&rec, d->serial);
 
 	at = section_begin(b, MANIFEST_SECTION_DISK, MANIFEST_SECTION_FLAG_REQUIRED);
-	put_record(b, &rec);
+	wire_put_record(b, &rec);
 
-	put_varint(b, d->n_partitions);
+	wire_put_varint(b, d->n_partitions);
 	for (size_t i = 0; i < d->n_partitions; i++) {
-		_cleanup_(wbuf_done) struct wbuf prec = {};
+		_cleanup_(wire_out_done) struct wire_out prec = {};
 		const struct manifest_partition *p = &d->partitions[i];
 
-		put_varint(&prec, p->partno);
-		put_varint(&prec, p->start_bytes);
-		put_varint(&prec, p->size_bytes);
-		put_str(&prec, p->type);
-		put_str(&prec, p->uuid);
-		put_str(&prec, p->name);
-		put_varint(&prec, p->attrs);
-		put_varint(&prec, p->bootable ? 1 : 0);
-		put_varint(&prec, (uint64_t) p->method);
-		put_str(&prec, p->fs_type);
-		put_str(&prec, p->fs_uuid);
-		put_str(&prec, p->fs_label);
-		put_varint(&prec, p->fs_used_bytes);
-		put_varint(&prec, p->fs_min_size_bytes);
-		put_record(b, &prec);
+		wire_put_varint(&prec, p->partno);
+		wire_put_varint(&prec, p->start_bytes);
+		wire_put_varint(&prec, p->size_bytes);
+		wire_put_str(&prec, p->type);
+		wire_put_str(&prec, p->uuid);
+		wire_put_str(&prec, p->name);
+		wire_put_varint(&prec, p->attrs);
+		wire_put_varint(&prec, p->bootable ? 1 : 0);
+		wire_put_varint(&prec, (uint64_t) p->method);
+		wire_put_str(&prec, p->fs_type);
+		wire_put_str(&prec, p->fs_uuid);
+		wire_put_str(&prec, p->fs_label);
+		wire_put_varint(&prec, p->fs_used_bytes);
+		wire_put_varint(&prec, p->fs_min_size_bytes);
+		wire_put_record(b, &prec);
 	}
 
 	/* extents: (gap since the previous end, size), both varints */
-	put_varint(b, d->n_extents);
+	wire_put_varint(b, d->n_extents);
 	for (size_t i = 0; i < d->n_extents; i++) {
-		put_varint(b, d->extents[i].offset_bytes - prev_end);
-		put_varint(b, d->extents[i].size_bytes);
+		wire_put_varint(b, d->extents[i].offset_bytes - prev_end);
+		wire_put_varint(b, d->extents[i].size_bytes);
 		prev_end = d->extents[i].offset_bytes + d->extents[i].size_bytes;
 	}
 
 	/* chunks: (chunk indexes skipped since the previous one, ID); sizes are implied */
-	put_varint(b, d->n_chunks);
+	wire_put_varint(b, d->n_chunks);
 	for (size_t i = 0; i < d->n_chunks; i++) {
 		uint64_t idx = d->chunks[i].offset_bytes / CHUNK_SIZE_BYTES;
 
-		put_varint(b, idx - next_idx);
-		put_bytes(b, d->chunks[i].id.bytes, CHUNK_ID_BYTES);
+		wire_put_varint(b, idx - next_idx);
+		wire_put_bytes(b, d->chunks[i].id.bytes, CHUNK_ID_BYTES);
 		next_idx = idx + 1;
 	}
 	section_end(b, at);
@@ -726,7 +624,7 @@ static void checksum_file(const uint8_t *file, size_t size, uint8_t ret[32])
 
 int manifest_encode(const struct manifest *m, void **ret, size_t *ret_size)
 {
-	_cleanup_(wbuf_done) struct wbuf b = {};
+	_cleanup_(wire_out_done) struct wire_out b = {};
 	struct manifest_header h = {};
 	int r;
 
@@ -739,11 +637,11 @@ int manifest_encode(const struct manifest *m, void **ret, size_t *ret_size)
 	for (size_t i = 0; i < m->n_disks; i++)
 		estimate += m->disks[i].n_chunks * (CHUNK_ID_BYTES + 3) +
 			    m->disks[i].n_extents * 8 + m->disks[i].n_partitions * 256 + 1024;
-	if (!wbuf_grow(&b, estimate))
+	if (!wire_out_grow(&b, estimate))
 		return -ENOMEM;
 	b.size = 0;
 
-	put_bytes(&b, &h, sizeof(h));
+	wire_put_bytes(&b, &h, sizeof(h));
 	encode_image(&b, m);
 	if (m->family)
 		encode_family(&b, m);
@@ -751,8 +649,8 @@ int manifest_encode(const struct manifest *m, void **ret, size_t *ret_size)
 		encode_source(&b, &m->source);
 	for (size_t i = 0; i < m->n_disks; i++)
 		encode_disk(&b, &m->disks[i]);
-	if (b.oom)
-		return -ENOMEM;
+	if (b.error < 0)
+		return b.error;
 	if (b.size > MANIFEST_BYTES_MAX)
 		return -EFBIG;
 
@@ -776,127 +674,21 @@ int manifest_encode(const struct manifest *m, void **ret, size_t *ret_size)
 
 /* ---- decoding ---- */
 
-struct rbuf {
-	const uint8_t *p;
-	size_t n;
-};
 
-static int get_bytes(struct rbuf *r, size_t n, const uint8_t **ret)
+static int decode_image(struct wire_in *sec, struct manifest *m)
 {
-	if (n > r->n)
-		return -EBADMSG;
-	*ret = r->p;
-	r->p += n, r->n -= n;
-	return 0;
-}
+	struct wire_in rec;
+	uint64_t n_labels;
 
-static int get_varint(struct rbuf *r, uint64_t *ret)
-{
-	uint64_t v = 0;
-
-	for (unsigned i = 0; i < 10; i++) {
-		uint8_t c;
-
-		if (r->n == 0)
-			return -EBADMSG;
-		c = *r->p++;
-		r->n--;
-		if (i == 9 && c > 1)
-			return -EBADMSG; /* more than 64 bits */
-		v |= (uint64_t) (c & 0x7f) << (7 * i);
-		if (!(c & 0x80)) {
-			if (c == 0 && i > 0)
-				return -EBADMSG; /* overlong: one value, one encoding */
-			*ret = v;
-			return 0;
-		}
-	}
-	return -EBADMSG;
-}
-
-static int get_u32(struct rbuf *r, uint32_t *ret)
-{
-	uint64_t v;
-	int k = get_varint(r, &v);
-
-	if (k < 0)
-		return k;
-	if (v > UINT32_MAX)
-		return -EBADMSG;
-	*ret = (uint32_t) v;
-	return 0;
-}
-
-/* A bounded, NUL-free string, or NULL for "none". */
-static int get_str(struct rbuf *r, char **ret)
-{
-	const uint8_t *p;
-	uint64_t len;
-	char *s;
-	int k;
-
-	k = get_varint(r, &len);
-	if (k < 0)
-		return k;
-	if (len == 0) {
-		*ret = NULL;
-		return 0;
-	}
-	len--;
-	if (len > MANIFEST_STRING_MAX)
-		return -EBADMSG;
-	k = get_bytes(r, (size_t) len, &p);
-	if (k < 0)
-		return k;
-	if (memchr(p, 0, (size_t) len))
-		return -EBADMSG;
-	s = strndup((const char *) p, (size_t) len);
-	if (!s)
-		return -ENOMEM;
-	*ret = s;
-	return 0;
-}
-
-static int get_record(struct rbuf *r, struct rbuf *ret)
-{
-	uint64_t len;
-	const uint8_t *p;
-	int k;
-
-	k = get_varint(r, &len);
-	if (k < 0)
-		return k;
-	if (len > r->n)
-		return -EBADMSG;
-	k = get_bytes(r, (size_t) len, &p);
-	if (k < 0)
-		return k;
-	*ret = (struct rbuf){ p, (size_t) len };
-	return 0;
-}
-
-#define TRY(expr)                                                                                  \
-	do {                                                                                       \
-		int _k = (expr);                                                                   \
-		if (_k < 0)                                                                        \
-			return _k;                                                                 \
-	} while (0)
-
-static int decode_image(struct rbuf *sec, struct manifest *m)
-{
-	struct rbuf rec;
-	uint64_t zz, n_labels;
-
-	TRY(get_record(sec, &rec));
-	TRY(get_str(&rec, &m->name));
-	TRY(get_str(&rec, &m->description));
-	TRY(get_varint(&rec, &zz));
-	m->created_unix = (int64_t) ((zz >> 1) ^ (~(zz & 1) + 1));
-	TRY(get_str(&rec, &m->tool_version));
-	TRY(get_str(&rec, &m->host_vendor));
-	TRY(get_str(&rec, &m->host_product));
-	TRY(get_str(&rec, &m->host_serial));
-	TRY(get_varint(&rec, &n_labels));
+	WIRE_TRY(wire_get_record(sec, &rec));
+	WIRE_TRY(wire_get_str(&rec, MANIFEST_STRING_MAX, &m->name));
+	WIRE_TRY(wire_get_str(&rec, MANIFEST_STRING_MAX, &m->description));
+	WIRE_TRY(wire_get_zigzag(&rec, &m->created_unix));
+	WIRE_TRY(wire_get_str(&rec, MANIFEST_STRING_MAX, &m->tool_version));
+	WIRE_TRY(wire_get_str(&rec, MANIFEST_STRING_MAX, &m->host_vendor));
+	WIRE_TRY(wire_get_str(&rec, MANIFEST_STRING_MAX, &m->host_product));
+	WIRE_TRY(wire_get_str(&rec, MANIFEST_STRING_MAX, &m->host_serial));
+	WIRE_TRY(wire_get_varint(&rec, &n_labels));
 	if (n_labels > MANIFEST_LABELS_MAX || n_labels > rec.n)
 		return -EBADMSG;
 	if (n_labels > 0) {
@@ -904,7 +696,7 @@ static int decode_image(struct rbuf *sec, struct manifest *m)
 		if (!m->labels)
 			return -ENOMEM;
 		for (size_t i = 0; i < n_labels; i++) {
-			TRY(get_str(&rec, &m->labels[i]));
+			WIRE_TRY(wire_get_str(&rec, MANIFEST_STRING_MAX, &m->labels[i]));
 			if (!m->labels[i])
 				return -EBADMSG;
 		}
@@ -913,7 +705,7 @@ static int decode_image(struct rbuf *sec, struct manifest *m)
 	if (rec.n > 0) {
 		uint64_t kind;
 
-		TRY(get_varint(&rec, &kind));
+		WIRE_TRY(wire_get_varint(&rec, &kind));
 		if (kind >= _MANIFEST_KIND_MAX)
 			return -EPROTONOSUPPORT; /* a kind from a newer version */
 		m->kind = (enum manifest_kind) kind;
@@ -922,34 +714,34 @@ static int decode_image(struct rbuf *sec, struct manifest *m)
 	return 0;
 }
 
-static int decode_source(struct rbuf *sec, struct manifest *m)
+static int decode_source(struct wire_in *sec, struct manifest *m)
 {
 	struct manifest_source *src = &m->source;
-	struct rbuf rec;
+	struct wire_in rec;
 	uint64_t type, has_digest, n_nodes;
 	const uint8_t *p;
 
 	if (src->type != MANIFEST_SOURCE_NONE)
 		return -EBADMSG; /* at most one */
-	TRY(get_record(sec, &rec));
-	TRY(get_varint(&rec, &type));
+	WIRE_TRY(wire_get_record(sec, &rec));
+	WIRE_TRY(wire_get_varint(&rec, &type));
 	if (type == MANIFEST_SOURCE_NONE)
 		return -EBADMSG;
 	/* a source type from a newer version: the section is optional, keep what we know */
 	if (type >= _MANIFEST_SOURCE_TYPE_MAX)
 		return 0;
 	src->type = (enum manifest_source_type) type;
-	TRY(get_str(&rec, &src->name));
-	TRY(get_str(&rec, &src->format));
-	TRY(get_varint(&rec, &has_digest));
+	WIRE_TRY(wire_get_str(&rec, MANIFEST_STRING_MAX, &src->name));
+	WIRE_TRY(wire_get_str(&rec, MANIFEST_STRING_MAX, &src->format));
+	WIRE_TRY(wire_get_varint(&rec, &has_digest));
 	if (has_digest > 1)
 		return -EBADMSG;
 	src->has_digest = has_digest;
 	if (has_digest) {
-		TRY(get_bytes(&rec, sizeof(src->digest), &p));
+		WIRE_TRY(wire_get_bytes(&rec, sizeof(src->digest), &p));
 		memcpy(src->digest, p, sizeof(src->digest));
 	}
-	TRY(get_varint(&rec, &n_nodes));
+	WIRE_TRY(wire_get_varint(&rec, &n_nodes));
 	if (n_nodes > MANIFEST_DISKS_MAX || n_nodes > rec.n)
 		return -EBADMSG;
 	if (n_nodes > 0) {
@@ -957,7 +749,7 @@ static int decode_source(struct rbuf *sec, struct manifest *m)
 		if (!src->nodes)
 			return -ENOMEM;
 		for (size_t i = 0; i < n_nodes; i++) {
-			TRY(get_str(&rec, &src->nodes[i]));
+			WIRE_TRY(wire_get_str(&rec, MANIFEST_STRING_MAX, &src->nodes[i]));
 			if (!src->nodes[i])
 				return -EBADMSG;
 		}
@@ -965,73 +757,73 @@ static int decode_source(struct rbuf *sec, struct manifest *m)
 	return 0;
 }
 
-static int decode_family(struct rbuf *sec, struct manifest *m)
+static int decode_family(struct wire_in *sec, struct manifest *m)
 {
-	struct rbuf rec;
+	struct wire_in rec;
 
 	if (m->family)
 		return -EBADMSG; /* at most one */
-	TRY(get_record(sec, &rec));
-	TRY(get_str(&rec, &m->family));
+	WIRE_TRY(wire_get_record(sec, &rec));
+	WIRE_TRY(wire_get_str(&rec, MANIFEST_STRING_MAX, &m->family));
 	if (!m->family)
 		return -EBADMSG;
 	return 0;
 }
 
-static int decode_partition(struct rbuf *sec, struct manifest_partition *p)
+static int decode_partition(struct wire_in *sec, struct manifest_partition *p)
 {
-	struct rbuf rec;
+	struct wire_in rec;
 	uint64_t bootable, method;
 
-	TRY(get_record(sec, &rec));
-	TRY(get_u32(&rec, &p->partno));
-	TRY(get_varint(&rec, &p->start_bytes));
-	TRY(get_varint(&rec, &p->size_bytes));
-	TRY(get_str(&rec, &p->type));
-	TRY(get_str(&rec, &p->uuid));
-	TRY(get_str(&rec, &p->name));
-	TRY(get_varint(&rec, &p->attrs));
-	TRY(get_varint(&rec, &bootable));
+	WIRE_TRY(wire_get_record(sec, &rec));
+	WIRE_TRY(wire_get_u32(&rec, &p->partno));
+	WIRE_TRY(wire_get_varint(&rec, &p->start_bytes));
+	WIRE_TRY(wire_get_varint(&rec, &p->size_bytes));
+	WIRE_TRY(wire_get_str(&rec, MANIFEST_STRING_MAX, &p->type));
+	WIRE_TRY(wire_get_str(&rec, MANIFEST_STRING_MAX, &p->uuid));
+	WIRE_TRY(wire_get_str(&rec, MANIFEST_STRING_MAX, &p->name));
+	WIRE_TRY(wire_get_varint(&rec, &p->attrs));
+	WIRE_TRY(wire_get_varint(&rec, &bootable));
 	if (bootable > 1)
 		return -EBADMSG;
 	p->bootable = bootable;
-	TRY(get_varint(&rec, &method));
+	WIRE_TRY(wire_get_varint(&rec, &method));
 	if (method >= _CAPTURE_METHOD_MAX)
 		return -EPROTONOSUPPORT; /* a method from a newer version */
 	p->method = (enum capture_method) method;
-	TRY(get_str(&rec, &p->fs_type));
-	TRY(get_str(&rec, &p->fs_uuid));
-	TRY(get_str(&rec, &p->fs_label));
-	TRY(get_varint(&rec, &p->fs_used_bytes));
-	TRY(get_varint(&rec, &p->fs_min_size_bytes));
+	WIRE_TRY(wire_get_str(&rec, MANIFEST_STRING_MAX, &p->fs_type));
+	WIRE_TRY(wire_get_str(&rec, MANIFEST_STRING_MAX, &p->fs_uuid));
+	WIRE_TRY(wire_get_str(&rec, MANIFEST_STRING_MAX, &p->fs_label));
+	WIRE_TRY(wire_get_varint(&rec, &p->fs_used_bytes));
+	WIRE_TRY(wire_get_varint(&rec, &p->fs_min_size_bytes));
 	return 0;
 }
 
-static int decode_disk(struct rbuf *sec, struct manifest_disk *d)
+static int decode_disk(struct wire_in *sec, struct manifest_disk *d)
 {
-	struct rbuf rec;
+	struct wire_in rec;
 	const uint8_t *p;
 	uint64_t n, prev_end = 0, next_idx = 0;
 
-	TRY(get_record(sec, &rec));
-	TRY(get_varint(&rec, &d->size_bytes));
-	TRY(get_u32(&rec, &d->logical_sector_bytes));
-	TRY(get_u32(&rec, &d->physical_sector_bytes));
-	TRY(get_str(&rec, &d->label));
-	TRY(get_str(&rec, &d->disk_id));
-	TRY(get_varint(&rec, &d->first_usable_bytes));
-	TRY(get_varint(&rec, &d->last_usable_bytes));
-	TRY(get_u32(&rec, &d->gpt_n_entries_max));
-	TRY(get_bytes(&rec, sizeof(d->boot_code), &p));
+	WIRE_TRY(wire_get_record(sec, &rec));
+	WIRE_TRY(wire_get_varint(&rec, &d->size_bytes));
+	WIRE_TRY(wire_get_u32(&rec, &d->logical_sector_bytes));
+	WIRE_TRY(wire_get_u32(&rec, &d->physical_sector_bytes));
+	WIRE_TRY(wire_get_str(&rec, MANIFEST_STRING_MAX, &d->label));
+	WIRE_TRY(wire_get_str(&rec, MANIFEST_STRING_MAX, &d->disk_id));
+	WIRE_TRY(wire_get_varint(&rec, &d->first_usable_bytes));
+	WIRE_TRY(wire_get_varint(&rec, &d->last_usable_bytes));
+	WIRE_TRY(wire_get_u32(&rec, &d->gpt_n_entries_max));
+	WIRE_TRY(wire_get_bytes(&rec, sizeof(d->boot_code), &p));
 	memcpy(d->boot_code, p, sizeof(d->boot_code));
-	TRY(get_varint(&rec, &d->boot_gap_bytes));
-	TRY(get_varint(&rec, &d->used_bytes));
-	TRY(get_str(&rec, &d->model));
-	TRY(get_str(&rec, &d->serial));
+	WIRE_TRY(wire_get_varint(&rec, &d->boot_gap_bytes));
+	WIRE_TRY(wire_get_varint(&rec, &d->used_bytes));
+	WIRE_TRY(wire_get_str(&rec, MANIFEST_STRING_MAX, &d->model));
+	WIRE_TRY(wire_get_str(&rec, MANIFEST_STRING_MAX, &d->serial));
 
 	/* Every count is checked against its limit and against the bytes left
 	 * (each item takes at least its minimum encoded size) before allocating. */
-	TRY(get_varint(sec, &n));
+	WIRE_TRY(wire_get_varint(sec, &n));
 	if (n > MANIFEST_PARTITIONS_MAX || n > sec->n)
 		return -EBADMSG;
 	if (n > 0) {
@@ -1040,11 +832,11 @@ static int decode_disk(struct rbuf *sec, struct manifest_disk *d)
 			return -ENOMEM;
 		for (size_t i = 0; i < n; i++) {
 			d->n_partitions = i + 1; /* so that manifest_free() frees what is there */
-			TRY(decode_partition(sec, &d->partitions[i]));
+			WIRE_TRY(decode_partition(sec, &d->partitions[i]));
 		}
 	}
 
-	TRY(get_varint(sec, &n));
+	WIRE_TRY(wire_get_varint(sec, &n));
 	if (n > MANIFEST_EXTENTS_MAX || n > sec->n / 2)
 		return -EBADMSG;
 	if (n > 0) {
@@ -1055,8 +847,8 @@ static int decode_disk(struct rbuf *sec, struct manifest_disk *d)
 		for (size_t i = 0; i < n; i++) {
 			uint64_t gap, size;
 
-			TRY(get_varint(sec, &gap));
-			TRY(get_varint(sec, &size));
+			WIRE_TRY(wire_get_varint(sec, &gap));
+			WIRE_TRY(wire_get_varint(sec, &size));
 			if (gap > UINT64_MAX - prev_end || size > UINT64_MAX - prev_end - gap)
 				return -EBADMSG;
 			d->extents[i] = (struct manifest_extent){ prev_end + gap, size };
@@ -1064,7 +856,7 @@ static int decode_disk(struct rbuf *sec, struct manifest_disk *d)
 		}
 	}
 
-	TRY(get_varint(sec, &n));
+	WIRE_TRY(wire_get_varint(sec, &n));
 	if (n > MANIFEST_CHUNKS_MAX || n > sec->n / (1 + CHUNK_ID_BYTES))
 		return -EBADMSG;
 	if (n > 0) {
@@ -1076,13 +868,13 @@ static int decode_disk(struct rbuf *sec, struct manifest_disk *d)
 			struct manifest_chunk *c = &d->chunks[i];
 			uint64_t skip, idx;
 
-			TRY(get_varint(sec, &skip));
+			WIRE_TRY(wire_get_varint(sec, &skip));
 			if (skip > UINT64_MAX / CHUNK_SIZE_BYTES - next_idx)
 				return -EBADMSG;
 			idx = next_idx + skip;
 			if (idx >= DIV_ROUND_UP(d->size_bytes, CHUNK_SIZE_BYTES))
 				return -EBADMSG;
-			TRY(get_bytes(sec, CHUNK_ID_BYTES, &p));
+			WIRE_TRY(wire_get_bytes(sec, CHUNK_ID_BYTES, &p));
 			c->offset_bytes = idx * CHUNK_SIZE_BYTES;
 			c->size_bytes = (uint32_t) MIN((uint64_t) CHUNK_SIZE_BYTES,
 						       d->size_bytes - c->offset_bytes);
@@ -1101,7 +893,7 @@ int manifest_decode(const void *data, size_t size, struct manifest **ret)
 	struct manifest_header h;
 	uint8_t sum[32];
 	size_t header_size, n_disk_sections = 0, n_sections, d = 0;
-	struct rbuf body;
+	struct wire_in body;
 	bool have_image = false;
 
 	if (!data)
@@ -1131,18 +923,18 @@ int manifest_decode(const void *data, size_t size, struct manifest **ret)
 		return -EBADMSG;
 
 	/* Pass 1: the section table. Lengths must tile the body exactly. */
-	body = (struct rbuf){ file + header_size, size - header_size };
+	body = (struct wire_in){ file + header_size, size - header_size };
 	for (size_t i = 0; i < n_sections; i++) {
 		const uint8_t *p;
 		struct section_header s;
 		uint64_t len;
 
-		TRY(get_bytes(&body, sizeof(s), &p));
+		WIRE_TRY(wire_get_bytes(&body, sizeof(s), &p));
 		memcpy(&s, p, sizeof(s));
 		len = le64toh(s.length);
 		if (len > body.n)
 			return -EBADMSG;
-		TRY(get_bytes(&body, (size_t) len, &p));
+		WIRE_TRY(wire_get_bytes(&body, (size_t) len, &p));
 		switch (le32toh(s.type)) {
 		case MANIFEST_SECTION_IMAGE:
 			if (i != 0)
@@ -1176,30 +968,30 @@ int manifest_decode(const void *data, size_t size, struct manifest **ret)
 		return -ENOMEM;
 
 	/* Pass 2: the sections we know. */
-	body = (struct rbuf){ file + header_size, size - header_size };
+	body = (struct wire_in){ file + header_size, size - header_size };
 	for (size_t i = 0; i < n_sections; i++) {
 		const uint8_t *p;
 		struct section_header s;
-		struct rbuf sec;
+		struct wire_in sec;
 
-		TRY(get_bytes(&body, sizeof(s), &p));
+		WIRE_TRY(wire_get_bytes(&body, sizeof(s), &p));
 		memcpy(&s, p, sizeof(s));
-		TRY(get_bytes(&body, (size_t) le64toh(s.length), &p));
-		sec = (struct rbuf){ p, (size_t) le64toh(s.length) };
+		WIRE_TRY(wire_get_bytes(&body, (size_t) le64toh(s.length), &p));
+		sec = (struct wire_in){ p, (size_t) le64toh(s.length) };
 		switch (le32toh(s.type)) {
 		case MANIFEST_SECTION_IMAGE:
-			TRY(decode_image(&sec, m));
+			WIRE_TRY(decode_image(&sec, m));
 			have_image = true;
 			break;
 		case MANIFEST_SECTION_FAMILY:
-			TRY(decode_family(&sec, m));
+			WIRE_TRY(decode_family(&sec, m));
 			break;
 		case MANIFEST_SECTION_SOURCE:
-			TRY(decode_source(&sec, m));
+			WIRE_TRY(decode_source(&sec, m));
 			break;
 		case MANIFEST_SECTION_DISK:
 			m->n_disks = d + 1;
-			TRY(decode_disk(&sec, &m->disks[d]));
+			WIRE_TRY(decode_disk(&sec, &m->disks[d]));
 			d++;
 			break;
 		default:

@@ -331,12 +331,7 @@ static const char *const sign_verdict_table[_SIGN_VERDICT_MAX] = {
 	[SIGN_VERDICT_UNKNOWN_ALGORITHM] = "unknown algorithm",
 };
 
-const char *sign_verdict_to_string(enum sign_verdict v)
-{
-	if ((int) v < 0 || v >= _SIGN_VERDICT_MAX)
-		return NULL;
-	return sign_verdict_table[v];
-}
+DEFINE_STRING_TABLE_TO_STRING(sign_verdict, enum sign_verdict, _SIGN_VERDICT_MAX)
 
 enum sign_verdict sign_record_verify(const struct sign_record *rec, const char *name,
 				     const uint8_t manifest_sha256[32])

@@ -523,10 +523,25 @@ void store_prefetch_chunk(struct store *s, const struct chunk_id *id)
 	close(fd);
 }
 
+/* The bytes of a chunk's file as stored (a pending chunk is committed first). */
+static int read_chunk_file(struct store *s, const struct chunk_id *id, uint8_t **ret,
+			   size_t *ret_size)
+{
+	char path[CHUNK_RELPATH_MAX];
+	int r;
+
+	r = commit_if_pending(s, id);
+	if (r < 0)
+		return r;
+	chunk_relpath(id, path);
+	/* + the AEAD tag of an encrypted store's chunk; the decoder checks the exact size */
+	return read_bounded_at(s->dir_fd, path, CHUNK_FILE_BYTES_MAX + CRYPT_TAG_BYTES, ret,
+			       ret_size);
+}
+
 int store_get_chunk(struct store *s, const struct chunk_id *id, void *buf, size_t size)
 {
 	_cleanup_free_ uint8_t *file = NULL;
-	char path[CHUNK_RELPATH_MAX];
 	size_t file_size;
 	int r;
 
@@ -536,13 +551,7 @@ int store_get_chunk(struct store *s, const struct chunk_id *id, void *buf, size_
 		memset(buf, 0, size);
 		return 0;
 	}
-	r = commit_if_pending(s, id);
-	if (r < 0)
-		return r;
-	chunk_relpath(id, path);
-	/* + the AEAD tag of an encrypted store's chunk; the decoder checks the exact size */
-	r = read_bounded_at(s->dir_fd, path, CHUNK_FILE_BYTES_MAX + CRYPT_TAG_BYTES, &file,
-			    &file_size);
+	r = read_chunk_file(s, id, &file, &file_size);
 	if (r < 0)
 		return r;
 	return store_decode_chunk(s, id, file, file_size, buf, size);
@@ -552,7 +561,6 @@ int store_authenticate_chunk(struct store *s, const struct chunk_id *id, size_t 
 {
 	_cleanup_free_ uint8_t *file = NULL;
 	const struct crypt_keys *keys;
-	char path[CHUNK_RELPATH_MAX];
 	size_t file_size;
 	int r;
 
@@ -565,12 +573,7 @@ int store_authenticate_chunk(struct store *s, const struct chunk_id *id, size_t 
 	r = store_crypt_keys(s->crypt, &keys);
 	if (r < 0)
 		return r;
-	r = commit_if_pending(s, id);
-	if (r < 0)
-		return r;
-	chunk_relpath(id, path);
-	r = read_bounded_at(s->dir_fd, path, CHUNK_FILE_BYTES_MAX + CRYPT_TAG_BYTES, &file,
-			    &file_size);
+	r = read_chunk_file(s, id, &file, &file_size);
 	if (r < 0)
 		return r;
 	return chunk_authenticate_sealed(file, file_size, keys, id, size);

@@ -30,3 +30,28 @@ int parse_timestamp(const char *s, int64_t *ret);
 
 /* Case-insensitive equality; two NULLs are equal. */
 bool streq_ci(const char *a, const char *b);
+
+/*
+ * systemd's string tables: a static array NAME_table[] of strings indexed by
+ * an enum whose count is MAX, and the lookups generated from it, so each
+ * enum's names live in one place. The _from_string() lookup compares with
+ * CMP (strcmp, or strcasecmp for names a user types) and returns INVALID
+ * for NULL or an unknown string.
+ */
+#define DEFINE_STRING_TABLE_TO_STRING(name, type, max)                                  \
+	const char *name##_to_string(type i)                                             \
+	{                                                                                \
+		if ((int) i < 0 || i >= (max))                                           \
+			return NULL;                                                     \
+		return name##_table[i];                                                  \
+	}
+#define DEFINE_STRING_TABLE_FROM_STRING(name, type, max, invalid, cmp)                  \
+	type name##_from_string(const char *s)                                           \
+	{                                                                                \
+		if (!s)                                                                  \
+			return (invalid);                                                \
+		for (int i = 0; i < (max); i++)                                          \
+			if (name##_table[i] && cmp(name##_table[i], s) == 0)             \
+				return (type) i;                                         \
+		return (invalid);                                                \
+	}
