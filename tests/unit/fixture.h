@@ -134,3 +134,51 @@ static __attribute__((unused)) uint64_t fixture_u64(const char *fmt_cmd)
 		return UINT64_MAX;
 	return strtoull(out, NULL, 0);
 }
+
+/*
+ * Scratch directories of their own, for tests that make and remove several
+ * (a store per test): "$TMPDIR/<test program>.XXXXXX", removed by the test
+ * with rm_rf() (nftw() below that directory, symlinks not followed).
+ */
+#include <errno.h>
+#include <ftw.h>
+
+static __attribute__((unused)) char *make_tmpdir(void)
+{
+	const char *base = getenv("TMPDIR");
+	char *p;
+
+	if (asprintf(&p, "%s/%s.XXXXXX", base && *base ? base : "/tmp",
+		     program_invocation_short_name) < 0 ||
+	    !mkdtemp(p))
+		abort();
+	return p;
+}
+
+static __attribute__((unused)) int fixture_rm_one(const char *path, const struct stat *st,
+						  int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+/* Removes @path and everything below it. */
+static __attribute__((unused)) void rm_tree(const char *path)
+{
+	nftw(path, fixture_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* rm_tree(), then free(@path). */
+static __attribute__((unused)) void rm_rf(char *path)
+{
+	rm_tree(path);
+	free(path);
+}
+
+static __attribute__((unused)) char *join(const char *a, const char *b)
+{
+	char *p;
+
+	if (asprintf(&p, "%s/%s", a, b) < 0)
+		abort();
+	return p;
+}

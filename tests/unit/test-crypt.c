@@ -10,6 +10,7 @@
 
 #include <openssl/evp.h>
 
+#include "fixture.h"
 #include "unit.h"
 #include "imager/chunk.h"
 #include "imager/crypt.h"
@@ -18,36 +19,6 @@
 #include "util/cleanup.h"
 #include "util/io.h"
 #include "util/strutil.h"
-
-static char *make_tmpdir(void)
-{
-	const char *base = getenv("TMPDIR");
-	char *p;
-
-	if (asprintf(&p, "%s/test-crypt.XXXXXX", base && *base ? base : "/tmp") < 0 || !mkdtemp(p))
-		abort();
-	return p;
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
-
-static void rm_rf(char *path)
-{
-	nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-	free(path);
-}
-
-static char *join(const char *a, const char *b)
-{
-	char *p;
-
-	if (asprintf(&p, "%s/%s", a, b) < 0)
-		abort();
-	return p;
-}
 
 static struct crypt_secret *passphrase(const char *s)
 {

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fixture.h"
 #include "unit.h"
 #include "imager/chunk.h"
 #include "imager/export.h"
@@ -15,21 +16,6 @@
 #include "util/io.h"
 
 #define MIB (UINT64_C(1) << 20)
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
-
-static char *make_tmpdir(void)
-{
-	const char *base = getenv("TMPDIR");
-	char *p;
-
-	if (asprintf(&p, "%s/test-export.XXXXXX", base && *base ? base : "/tmp") < 0 || !mkdtemp(p))
-		abort();
-	return p;
-}
 
 /* A disk without a partition table: 16 MiB, extents in chunks 0 and 1, chunk 1 all zero. */
 static struct manifest_extent ext_none[] = {
@@ -257,7 +243,7 @@ TEST(export_walk_load_dos_equals_expected_bytes)
 			   -EBADMSG);
 	}
 	store_free(s);
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	rm_tree(dir);
 }
 
 /* The gce-tar header of a disk with one data run: name, 'S', map, sizes, checksum. */
@@ -309,5 +295,5 @@ TEST(export_gce_tar_header_layout)
 	ASSERT_EQ_U64(sum, export_tar_checksum(h));
 	close(fd);
 	store_free(s);
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	rm_tree(dir);
 }

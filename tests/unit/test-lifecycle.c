@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fixture.h"
 #include "unit.h"
 #include "imager/chunk.h"
 #include "imager/gc.h"
@@ -17,28 +18,6 @@
 #include "util/cleanup.h"
 
 #define T0 INT64_C(1800000000) /* 2027-01-15T08:00:00Z */
-
-static char *make_tmpdir(void)
-{
-	const char *base = getenv("TMPDIR");
-	char *p;
-
-	if (asprintf(&p, "%s/test-lifecycle.XXXXXX", base && *base ? base : "/tmp") < 0 ||
-	    !mkdtemp(p))
-		abort();
-	return p;
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
-
-static void rm_rf(char *path)
-{
-	nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-	free(path);
-}
 
 static struct deprecation dep(enum deprecation_state s, int64_t dep_on, int64_t obs_on,
 			      int64_t del_on)

@@ -8,42 +8,13 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "fixture.h"
 #include "unit.h"
 #include "imager/chunk.h"
 #include "imager/manifest.h"
 #include "imager/sign.h"
 #include "imager/store.h"
 #include "util/cleanup.h"
-
-static char *make_tmpdir(void)
-{
-	const char *base = getenv("TMPDIR");
-	char *p;
-
-	if (asprintf(&p, "%s/test-sign.XXXXXX", base && *base ? base : "/tmp") < 0 || !mkdtemp(p))
-		abort();
-	return p;
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
-
-static void rm_rf(char *path)
-{
-	nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-	free(path);
-}
-
-static char *join(const char *a, const char *b)
-{
-	char *p;
-
-	if (asprintf(&p, "%s/%s", a, b) < 0)
-		abort();
-	return p;
-}
 
 static void write_bytes(const char *path, const void *data, size_t size)
 {
