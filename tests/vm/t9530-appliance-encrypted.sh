@@ -1,13 +1,15 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-or-later
 test_description='the appliance and an encrypted store: unattended with a key file named on
-the kernel command line (imager.keyfile=LABEL=KEYS:/imager.key), and refused without it'
+the kernel command line (imager.keyfile=LABEL=KEYS:/imager.key), and locked when that names
+no single medium'
 . "$(dirname "$0")/../lib/test-lib.sh"
 . "$TESTS_DIR/lib/disks.sh"
 . "$TESTS_DIR/lib/qemu.sh"
 . "$TESTS_DIR/lib/appliance.sh"
 
-# 2 boots: a flash with the key file on a second USB stick, then one without it.
+# 2 boots: a flash with the key file on a second USB stick, then one where two
+# sticks match imager.keyfile=.
 # (The menu's passphrase prompts are driven by t9510.)
 
 test_expect_success 'build the appliance image (qemu_defconfig)' '
@@ -59,13 +61,21 @@ test_expect_success QEMU 'boot 1: the key file from the KEYS stick unlocks the s
 	expect_eq "$(disk_sha keys.img)" "$(cat keys.sha)"
 '
 
-test_expect_success QEMU 'boot 2: without imager.keyfile= the flash fails with exit 6, nothing written' '
+# Two sticks labelled KEYS, both holding the right key: picking one by chance
+# would unlock the store and flash. A key comes from the one medium named, or
+# from none: the store stays locked, as without imager.keyfile= at all.
+test_expect_success QEMU 'boot 2: imager.keyfile= matching two sticks is refused: exit 6, nothing written' '
 	test -s root.sums &&
+	cp keys.img keys2.img &&
 	bash "$APPLIANCE_TOP/boot/set-local-cfg.sh" stick.img --default flash --timeout 0 -- \
-		imager.image=golden-k imager.target=serial=tgt-n imager.after=poweroff >/dev/null &&
-	appliance_boot stick.img --log nokey.log -- virtio:tgt-n.img:tgt-n &&
+		imager.image=golden-k imager.target=serial=tgt-n \
+		imager.keyfile=LABEL=KEYS:/imager.key imager.after=poweroff >/dev/null &&
+	appliance_boot stick.img --log nokey.log -- \
+		usb:keys.img:keys-stick usb:keys2.img:keys-stick2 virtio:tgt-n.img:tgt-n &&
 	qemu_wait_for IMAGER-READY "$APPLIANCE_BOOT_TIMEOUT" &&
 	qemu_wait_exit 300 &&
+	grep -a "imager.keyfile: LABEL=KEYS matches 2 partitions (/dev/sd.* /dev/sd.*): encrypted stores stay locked" nokey.log &&
+	! grep -a "imager: key file /imager.key read from" nokey.log &&
 	grep -a "IMAGER-RESULT" nokey.log >result2.txt &&
 	cat result2.txt &&
 	grep -q "^IMAGER-RESULT error action=flash exit=6 image=golden-k" result2.txt &&

@@ -22,9 +22,16 @@ keyfile_fetch() {
 	*) warn "imager.keyfile=$OPT_KEYFILE: want SPEC:/PATH (e.g. LABEL=KEYS:/imager.key)"; return 1 ;;
 	esac
 	disks_refresh
-	part=$(find_data_partitions "$spec" | awk 'NR == 1 { print $1 }')
+	part=$(find_data_partitions "$spec" | awk '{ print $1 }')
 	if [ -z "$part" ]; then
 		warn "imager.keyfile: no partition $spec: encrypted stores stay locked"
+		return 1
+	fi
+	# a key is never taken from a medium picked by chance: one match or none
+	if [ "$(echo "$part" | grep -c .)" -gt 1 ]; then
+		warn "imager.keyfile: $spec matches $(echo "$part" | grep -c .) partitions" \
+			"($(echo "$part" | tr '\n' ' ' | sed 's/ $//')): encrypted stores stay locked" \
+			"(name one, e.g. imager.keyfile=PARTUUID=...:$path)"
 		return 1
 	fi
 	mkdir -p "$mnt"
