@@ -240,8 +240,8 @@ int chunk_encode_sealed(const void *data, size_t size, int level, const struct c
 	cctx = thread_cctx();
 	if (!cctx)
 		return -ENOMEM;
-	out = malloc(sizeof(h) + size + tag_bytes);
-	if (!out)
+	/* aligned for O_DIRECT writers (write_file_tmp_at()) */
+	if (posix_memalign((void **) &out, 4096, sizeof(h) + size + tag_bytes) != 0)
 		return -ENOMEM;
 
 	/* Room for size - 1 bytes only: zstd fails with "destination too
@@ -302,11 +302,6 @@ int chunk_encode_sealed(const void *data, size_t size, int level, const struct c
 	}
 	memcpy(out, &h, sizeof(h));
 
-	if (payload < size) {
-		uint8_t *shrunk = realloc(out, sizeof(h) + payload + tag_bytes);
-		if (shrunk)
-			out = shrunk;
-	}
 	*ret_size = sizeof(h) + payload + tag_bytes;
 	*ret = TAKE_PTR(out);
 	return 0;

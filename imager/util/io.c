@@ -152,12 +152,33 @@ int fsync_parent_at(int dir_fd, const char *path)
 	return fsync(fd) < 0 ? -errno : 0;
 }
 
-int write_file_tmp_at(int dir_fd, const char *path, const void *data, size_t size, bool sync,
-		      char **ret_tmp)
+/* The O_DIRECT part of write_file_tmp_at(): whole 4 KiB blocks by DMA, the tail buffered. */
+static int write_direct(int dir_fd, const char *tmp, int *fd, const void *data, size_t size)
+{
+	_cleanup_close_ int tail_fd = -EBADF;
+	size_t head = size & ~(size_t) (WRITE_TMP_DIRECT_ALIGN - 1);
+	int r;
+
+	r = pwrite_all(*fd, data, head, 0);
+	if (r < 0)
+		return r;
+	if (head == size)
+		return 0;
+	/* the last partial block through the page cache, on a second descriptor */
+	tail_fd = openat(dir_fd, tmp, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (tail_fd < 0)
+		return -errno;
+	return pwrite_all(tail_fd, (const uint8_t *) data + head, size - head, head);
+}
+
+int write_file_tmp_at(int dir_fd, const char *path, const void *data, size_t size,
+		      unsigned flags, char **ret_tmp)
 {
 	_cleanup_free_ char *tmp = NULL;
 	_cleanup_close_ int fd = -EBADF;
 	unsigned long long rnd;
+	bool direct = (flags & WRITE_TMP_DIRECT) && size >= WRITE_TMP_DIRECT_ALIGN &&
+		      (uintptr_t) data % WRITE_TMP_DIRECT_ALIGN == 0;
 	int r;
 
 	for (int attempt = 0; attempt < 100; attempt++) {
@@ -166,7 +187,13 @@ int write_file_tmp_at(int dir_fd, const char *path, const void *data, size_t siz
 		free(tmp);
 		if (asprintf(&tmp, "%s.tmp.%016llx", path, rnd) < 0)
 			return -ENOMEM;
-		fd = openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		fd = openat(dir_fd, tmp,
+			    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | (direct ? O_DIRECT : 0), 0644);
+		if (fd < 0 && direct && errno == EINVAL) {
+			/* a file system without O_DIRECT (tmpfs): buffered */
+			direct = false;
+			fd = openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		}
 		if (fd >= 0)
 			break;
 		if (errno != EEXIST)
@@ -174,8 +201,8 @@ int write_file_tmp_at(int dir_fd, const char *path, const void *data, size_t siz
 	}
 	if (fd < 0)
 		return -EEXIST;
-	r = write_all(fd, data, size);
-	if (r >= 0 && sync && fsync(fd) < 0)
+	r = direct ? write_direct(dir_fd, tmp, &fd, data, size) : write_all(fd, data, size);
+	if (r >= 0 && (flags & WRITE_TMP_SYNC) && fsync(fd) < 0)
 		r = -errno;
 	if (r < 0) {
 		(void) unlinkat(dir_fd, tmp, 0);
@@ -188,7 +215,7 @@ int write_file_tmp_at(int dir_fd, const char *path, const void *data, size_t siz
 static int publish(int dir_fd, const char *path, const void *data, size_t size, bool replace)
 {
 	_cleanup_free_ char *tmp = NULL;
-	int r = write_file_tmp_at(dir_fd, path, data, size, true, &tmp);
+	int r = write_file_tmp_at(dir_fd, path, data, size, WRITE_TMP_SYNC, &tmp);
 
 	if (r < 0)
 		return r;

@@ -44,11 +44,19 @@ int write_file_atomic_noreplace(int dir_fd, const char *path, const void *data, 
 /*
  * Step 1 of the above, for callers that batch their syncs (the chunk
  * store): writes @data to a new "<path>.tmp.<16 hex>" (O_EXCL, random name
- * from getrandom()), fsync()s it if @sync, and returns its name in *ret_tmp.
- * On failure nothing is left behind.
+ * from getrandom()) and returns its name in *ret_tmp. On failure nothing is
+ * left behind. Flags:
+ * WRITE_TMP_SYNC    fsync() the file;
+ * WRITE_TMP_DIRECT  write the whole 4 KiB blocks with O_DIRECT (no copy into
+ *                   the page cache) when @data is 4 KiB-aligned and the file
+ *                   system allows it, the partial last block buffered; else
+ *                   buffered. Durability still needs a sync.
  */
-int write_file_tmp_at(int dir_fd, const char *path, const void *data, size_t size, bool sync,
-		      char **ret_tmp);
+#define WRITE_TMP_SYNC (1u << 0)
+#define WRITE_TMP_DIRECT (1u << 1)
+#define WRITE_TMP_DIRECT_ALIGN 4096u
+int write_file_tmp_at(int dir_fd, const char *path, const void *data, size_t size,
+		      unsigned flags, char **ret_tmp);
 
 /* Like write_file_atomic_noreplace() but replaces an existing file (rename(2)). */
 int write_file_atomic_replace(int dir_fd, const char *path, const void *data, size_t size);

@@ -45,7 +45,7 @@ bool chunk_id_is_zero(const struct chunk_id *id, size_t size);
 /*
  * Encodes @size bytes (1..CHUNK_SIZE_BYTES) into a chunk file image (header +
  * zstd frame, or the raw bytes if zstd does not make them smaller) in a newly
- * allocated buffer. @level is the zstd level (CHUNK_LEVEL_DEFAULT; 0 means
+ * allocated, 4096-aligned buffer (for O_DIRECT writes; free() it). @level is the zstd level (CHUNK_LEVEL_DEFAULT; 0 means
  * the default). Uses one zstd context per thread, so concurrent calls from
  * several threads are cheap and safe.
  */
