@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
 #include <time.h>
 
 #include "imager/capture.h"
@@ -330,6 +333,26 @@ struct read_piece_ctx {
 	struct cap_item *it;
 };
 
+/*
+ * O_DIRECT for block devices and files on ordinary file systems, never on
+ * FUSE: an import reads its source through a FUSE file served by a thread
+ * of this very process (vdisk-fuse.c), and the kernel waits for a FUSE
+ * direct read uninterruptibly, so a kill -9 during such a read would leave
+ * a process that can never exit (its server is dead, the read never ends).
+ * Buffered FUSE reads wait killably.
+ */
+static bool direct_io_safe(int fd)
+{
+	struct statfs sfs;
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return false;
+	if (S_ISBLK(st.st_mode))
+		return true;
+	return S_ISREG(st.st_mode) && fstatfs(fd, &sfs) == 0 && sfs.f_type != FUSE_SUPER_MAGIC;
+}
+
 static int read_piece(uint64_t offset_bytes, uint64_t size_bytes, void *userdata)
 {
 	struct read_piece_ctx *rp = userdata;
@@ -477,7 +500,8 @@ int capture_store_disk(int fd, struct manifest_disk *md, struct store *s, unsign
 			goto out;
 		}
 	(void) posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	c.direct_fd = reopen_direct(fd, O_RDONLY);
+	if (direct_io_safe(fd))
+		c.direct_fd = reopen_direct(fd, O_RDONLY);
 	chunk_walk_init(&c.walk, md->extents, md->n_extents, md->size_bytes);
 	clock_gettime(CLOCK_MONOTONIC, &c.start);
 	c.last_report = c.start;

@@ -191,6 +191,21 @@ test_expect_success ROOT 'an uncompressed, non-sparse (ustar) tar imports too' '
 	expect_eq "$d" "$(jq -r .digest q3.desc)" "content digest"
 '
 
+# The kernel waits for a FUSE direct read uninterruptibly, and an import's
+# FUSE server is a thread of imager itself: one O_DIRECT read in flight when
+# kill -9 comes, and the process can never exit (seen: the kill -9 test below
+# hung for good). Captures read disks and ordinary files with O_DIRECT (the
+# positive control), an import's FUSE source never.
+test_expect_success ROOT 'an import never reads its FUSE source with O_DIRECT; a plain file capture does' '
+	strace -f -qq -e trace=openat -o direct-import.trace \
+		"$IMAGER" images create traced --source-vdisk v3.qcow2 --progress=none &&
+	grep -q "/run/imager/import-" direct-import.trace &&
+	! grep "\"/proc/self/fd/[0-9]*\".*O_DIRECT" direct-import.trace &&
+	strace -f -qq -e trace=openat -o direct-file.trace \
+		"$IMAGER" capture gpt.img --image traced-file --progress=none &&
+	grep "\"/proc/self/fd/[0-9]*\", O_RDONLY|.*O_DIRECT" direct-file.trace
+'
+
 test_expect_success ROOT 'kill -9 during an import: the mount was private and is gone, the next run tidies up' '
 	make_gpt_disk slow.img 1G &&
 	off=$(part_start_bytes slow.img 3) &&
