@@ -6,7 +6,10 @@
  * verify a target against it.
  *
  * Order of writes, chosen so that an interrupted flash leaves a disk that
- * neither boots nor shows a valid partition table:
+ * neither boots nor shows a valid partition table (before step 1, the caller
+ * runs flash_check() and, for an encrypted store, flash_authenticate() on
+ * every disk of the image, so a missing, damaged or altered chunk is refused
+ * with nothing written):
  *   1. sector 0, the primary GPT area and the old backup GPT are zeroed; old
  *      file-system and RAID signatures the new layout will not overwrite are
  *      wiped;
