@@ -66,10 +66,14 @@ SANITIZE_CC ?= $(CC)
 SANITIZE_TIERS ?= unit image loop
 # abort_on_error: a report is a failure even where a test only checks for "non-zero"
 # (UBSan keeps its own flags: it needs it too, and print_summary for its SUMMARY line);
-# the LSan suppressions name library-internal leaks only (each is justified there)
+# the LSan suppressions name library-internal leaks only (each is justified there).
+# log_path: every report also lands in a file under SANITIZE_REPORTS, and any file
+# there fails the run, so a test that expects imager to fail ("! imager ...", exit
+# code checks) cannot pass a run the sanitizer aborted.
+SANITIZE_REPORTS = $(SANITIZE_O)/reports
 SANITIZE_ENV = \
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1:suppressions=$(CURDIR)/tests/sanitize/asan.supp \
-	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:abort_on_error=1:print_summary=1 \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1:suppressions=$(CURDIR)/tests/sanitize/asan.supp:log_path=$(SANITIZE_REPORTS)/asan \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:abort_on_error=1:print_summary=1:log_path=$(SANITIZE_REPORTS)/ubsan \
 	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/sanitize/lsan.supp:print_suppressions=0 \
 	IMAGER_CACHE=$(IMAGER_CACHE)
 
@@ -102,6 +106,7 @@ check-sanitize: deps
 	$(Q)$(MAKE) --no-print-directory O=$(SANITIZE_O) CC=$(SANITIZE_CC) CI= \
 		CFLAGS="-O1 -g $(SANITIZE_FLAGS)" LDFLAGS="$(SANITIZE_FLAGS)" SANITIZE_DEFAULTS=1 \
 		all units
+	$(Q)rm -rf $(SANITIZE_REPORTS) && mkdir -p $(SANITIZE_REPORTS)
 	$(Q)rc=0; for tier in $(SANITIZE_TIERS); do \
 		t='$(or $(T),*)'; [ "$$tier" != image ] || t='$(or $(T),$(SANITIZE_IMAGE_T))'; \
 		[ "$$tier" != vm ] || t='$(or $(T),$(SANITIZE_VM_T))'; \
@@ -116,4 +121,8 @@ check-sanitize: deps
 		if [ -n "$$hits" ]; then rc=1; echo "check-sanitize: sanitizer reports inside the VMs:"; \
 			grep -aF IMAGER-SANITIZER-REPORT $$hits; \
 		elif [ $$trc -eq 0 ]; then rm -rf $$dirs; fi; \
-	done; exit $$rc
+	done; \
+	if [ -n "$$(ls -A $(SANITIZE_REPORTS))" ]; then rc=1; \
+		echo "check-sanitize: sanitizer reports (whatever the tests said):"; \
+		head -n 40 $(SANITIZE_REPORTS)/*; fi; \
+	exit $$rc
