@@ -1,13 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/magic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <sys/vfs.h>
 #include <time.h>
 
 #include "imager/capture.h"
@@ -296,7 +294,8 @@ struct cap_item {
 
 struct cap_ctx {
 	int fd;                  /* buffered */
-	int direct_fd;           /* O_DIRECT on the same source, or -1 */
+	int direct_fd;           /* O_DIRECT on the same source (reopen_direct()), or -errno */
+	bool direct_ok;          /* cleared when the source refuses an O_DIRECT read */
 	struct manifest_disk *md;
 	struct store *store;
 	struct chunk_walk walk;
@@ -316,14 +315,14 @@ struct cap_ctx {
 /* Reads from the source, O_DIRECT when possible; called by several workers at once. */
 static int source_read(struct cap_ctx *c, uint8_t *buf, uint64_t size, uint64_t offset)
 {
-	int direct_fd = __atomic_load_n(&c->direct_fd, __ATOMIC_RELAXED);
-
-	if (direct_fd >= 0 && (offset | size | (uintptr_t) buf) % DIRECT_ALIGN_BYTES == 0) {
-		int r = pread_all(direct_fd, buf, (size_t) size, offset);
+	if (c->direct_fd >= 0 && __atomic_load_n(&c->direct_ok, __ATOMIC_RELAXED) &&
+	    (offset | size | (uintptr_t) buf) % DIRECT_ALIGN_BYTES == 0) {
+		int r = pread_all(c->direct_fd, buf, (size_t) size, offset);
 		if (r != -EINVAL)
 			return r;
-		/* a source that refuses O_DIRECT (some FUSE or network files): buffered from now on */
-		__atomic_store_n(&c->direct_fd, -1, __ATOMIC_RELAXED);
+		/* a source that refuses O_DIRECT reads (some network files): buffered from now
+		 * on; direct_fd stays open until the end, so it is closed exactly once */
+		__atomic_store_n(&c->direct_ok, false, __ATOMIC_RELAXED);
 	}
 	return pread_all(c->fd, buf, (size_t) size, offset);
 }
@@ -332,26 +331,6 @@ struct read_piece_ctx {
 	struct cap_ctx *c;
 	struct cap_item *it;
 };
-
-/*
- * O_DIRECT for block devices and files on ordinary file systems, never on
- * FUSE: an import reads its source through a FUSE file served by a thread
- * of this very process (vdisk-fuse.c), and the kernel waits for a FUSE
- * direct read uninterruptibly, so a kill -9 during such a read would leave
- * a process that can never exit (its server is dead, the read never ends).
- * Buffered FUSE reads wait killably.
- */
-static bool direct_io_safe(int fd)
-{
-	struct statfs sfs;
-	struct stat st;
-
-	if (fstat(fd, &st) < 0)
-		return false;
-	if (S_ISBLK(st.st_mode))
-		return true;
-	return S_ISREG(st.st_mode) && fstatfs(fd, &sfs) == 0 && sfs.f_type != FUSE_SUPER_MAGIC;
-}
 
 static int read_piece(uint64_t offset_bytes, uint64_t size_bytes, void *userdata)
 {
@@ -500,8 +479,8 @@ int capture_store_disk(int fd, struct manifest_disk *md, struct store *s, unsign
 			goto out;
 		}
 	(void) posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	if (direct_io_safe(fd))
-		c.direct_fd = reopen_direct(fd, O_RDONLY);
+	c.direct_fd = reopen_direct(fd, O_RDONLY);
+	c.direct_ok = true;
 	chunk_walk_init(&c.walk, md->extents, md->n_extents, md->size_bytes);
 	clock_gettime(CLOCK_MONOTONIC, &c.start);
 	c.last_report = c.start;

@@ -5,8 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -153,13 +155,13 @@ int fsync_parent_at(int dir_fd, const char *path)
 }
 
 /* The O_DIRECT part of write_file_tmp_at(): whole 4 KiB blocks by DMA, the tail buffered. */
-static int write_direct(int dir_fd, const char *tmp, int *fd, const void *data, size_t size)
+static int write_direct(int dir_fd, const char *tmp, int fd, const void *data, size_t size)
 {
 	_cleanup_close_ int tail_fd = -EBADF;
 	size_t head = size & ~(size_t) (WRITE_TMP_DIRECT_ALIGN - 1);
 	int r;
 
-	r = pwrite_all(*fd, data, head, 0);
+	r = pwrite_all(fd, data, head, 0);
 	if (r < 0)
 		return r;
 	if (head == size)
@@ -201,7 +203,7 @@ int write_file_tmp_at(int dir_fd, const char *path, const void *data, size_t siz
 	}
 	if (fd < 0)
 		return -EEXIST;
-	r = direct ? write_direct(dir_fd, tmp, &fd, data, size) : write_all(fd, data, size);
+	r = direct ? write_direct(dir_fd, tmp, fd, data, size) : write_all(fd, data, size);
 	if (r >= 0 && (flags & WRITE_TMP_SYNC) && fsync(fd) < 0)
 		r = -errno;
 	if (r < 0) {
@@ -242,9 +244,22 @@ int write_file_atomic_replace(int dir_fd, const char *path, const void *data, si
 
 int reopen_direct(int fd, int flags)
 {
+	struct statfs sfs;
+	struct stat st;
 	char path[64];
 	int r;
 
+	/* An import's FUSE file is served by a thread of this very process, and
+	 * the kernel waits for a FUSE direct read uninterruptibly: one in flight
+	 * when kill -9 comes and the process can never exit. Buffered FUSE reads
+	 * wait killably. So no O_DIRECT on FUSE, nor on anything but block
+	 * devices and regular files. */
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode))
+		return -EOPNOTSUPP;
+	if (S_ISREG(st.st_mode) && (fstatfs(fd, &sfs) < 0 || sfs.f_type == FUSE_SUPER_MAGIC))
+		return -EOPNOTSUPP;
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	r = open(path, flags | O_DIRECT | O_CLOEXEC | O_NOCTTY);
 	return r < 0 ? -errno : r;

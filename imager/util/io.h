@@ -67,8 +67,10 @@ int fsync_parent_at(int dir_fd, const char *path);
 /*
  * A second descriptor for the file or device open as @fd, with O_DIRECT and
  * @flags (O_RDONLY, O_WRONLY), through /proc/self/fd; the fd or -errno (a
- * file system without O_DIRECT gives -EINVAL). It shares no file offset or
- * flags with @fd, and @fd's O_EXCL claim on a block device covers it.
+ * file system without O_DIRECT gives -EINVAL). -EOPNOTSUPP for anything but
+ * a block device or a regular file, and for files on FUSE (io.c says why):
+ * callers then stay buffered. It shares no file offset or flags with @fd,
+ * and @fd's O_EXCL claim on a block device covers it.
  */
 int reopen_direct(int fd, int flags);
 

@@ -18,6 +18,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "util/cleanup.h"
 #include "util/io.h"
 
@@ -81,4 +83,31 @@ static inline int fuzz_memfd(const void *head, size_t head_n, const void *tail, 
 			return r;
 	}
 	return TAKE_FD(fd);
+}
+
+/*
+ * For files that carry the SHA-256 of themselves (with that field zeroed) at
+ * @checksum_offset (manifests, deprecation records): @try_decode sees the
+ * input as given, where the checksum must match as in a store, then, if it
+ * holds at least @header_bytes, a copy with the checksum recomputed, so that
+ * mutations reach the parser behind the checksum.
+ */
+static inline void fuzz_decode_resealed(const uint8_t *data, size_t size, size_t header_bytes,
+					size_t checksum_offset,
+					void (*try_decode)(const uint8_t *data, size_t size))
+{
+	_cleanup_free_ uint8_t *copy = NULL;
+	unsigned len = 0;
+
+	try_decode(data, size);
+	if (size < header_bytes || size < checksum_offset + 32)
+		return;
+	copy = malloc(size);
+	if (!copy)
+		return;
+	memcpy(copy, data, size);
+	memset(copy + checksum_offset, 0, 32);
+	if (EVP_Digest(copy, size, copy + checksum_offset, &len, EVP_sha256(), NULL) != 1)
+		abort();
+	try_decode(copy, size);
 }
