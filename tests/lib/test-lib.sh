@@ -197,6 +197,24 @@ imager_w() {
 	"$IMAGER" "$@"
 }
 
+# imager_guard FILE: writes FILE, an executable that runs $IMAGER but refuses
+# (exit 99) a flash onto any /dev node this script did not attach: what scripts
+# that run imager for us (the appliance's jobs.sh) get as IMAGER=.
+imager_guard() {
+	cat >"$1" <<-EOF &&
+	#!/bin/bash
+	# refuse a flash onto anything but this test's loop devices
+	if [ "\$1" = flash ]; then
+		for a in "\$@"; do
+			case \$a in /dev/*) grep -qxF "\$a" "$TRASH/.loops" ||
+				{ echo "imager-guard: refusing \$a" >&2; exit 99; } ;; esac
+		done
+	fi
+	exec "$IMAGER" "\$@"
+	EOF
+	chmod +x "$1"
+}
+
 # Replace /dev/loopN by /dev/loopX, and the scratch dir by TRASH.
 normalize() { sed -e 's#/dev/loop[0-9][0-9]*#/dev/loopX#g' -e "s#$TRASH#TRASH#g"; }
 

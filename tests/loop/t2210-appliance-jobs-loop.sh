@@ -30,18 +30,7 @@ test_expect_success LOOP 'an "appliance" (data directory, own medium) and three 
 	"$IMAGER" capture older.img --image older --label family=demo --store data/store --progress=none &&
 	sleep 1 &&
 	"$IMAGER" capture golden.img --image golden --label family=demo --store data/store --progress=none &&
-	cat >imager-guard <<-EOF &&
-	#!/bin/bash
-	# refuse a flash onto anything but this test'\''s loop devices
-	if [ "\$1" = flash ]; then
-		for a in "\$@"; do
-			case \$a in /dev/*) grep -qxF "\$a" "$TRASH/.loops" ||
-				{ echo "imager-guard: refusing \$a" >&2; exit 99; } ;; esac
-		done
-	fi
-	exec "$IMAGER" "\$@"
-	EOF
-	chmod +x imager-guard &&
+	imager_guard imager-guard &&
 	printf "IMAGER=%s\nDATA_DIR=%s\nOWN_DISK=%s\n" "$TRASH/imager-guard" "$TRASH/data" \
 		"$(cat own.dev)" >run/env &&
 	sha256sum <own.img >own.sha

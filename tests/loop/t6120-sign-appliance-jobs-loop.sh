@@ -32,17 +32,7 @@ test_expect_success LOOP 'signed and unsigned images, a fleet key, an own medium
 		truncate -s 64M $d.img && head -c 1M /dev/urandom | dd of=$d.img conv=notrunc status=none &&
 		loop_attach $d.img >$d.dev || return 1
 	done &&
-	cat >imager-guard <<-EOF &&
-	#!/bin/bash
-	if [ "\$1" = flash ]; then
-		for a in "\$@"; do
-			case \$a in /dev/*) grep -qxF "\$a" "$TRASH/.loops" ||
-				{ echo "imager-guard: refusing \$a" >&2; exit 99; } ;; esac
-		done
-	fi
-	exec "$IMAGER" "\$@"
-	EOF
-	chmod +x imager-guard &&
+	imager_guard imager-guard &&
 	printf "IMAGER=%s\nDATA_DIR=%s\nOWN_DISK=%s\n" "$TRASH/imager-guard" "$TRASH/data" \
 		"$(cat own.dev)" >run/env
 '
